@@ -1,0 +1,150 @@
+"""Shared config defaults and the `get_config(arg)` argument parser.
+
+Every experiment file in configs/ defines `get_config(arg=None)`; `arg` is the text after ":" in
+`--config=configs/x.py:arg`, a comma list of `key=value` typed by the experiment's defaults, plus bare switches
+for booleans (e.g. `smoke`, which shrinks a run to seconds). Config text is parsed, never evaluated.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ml_collections
+
+from vision_jax.errors import ConfigError
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _typed(key: str, text: str, default: Any) -> Any:
+  kind = type(default)
+  try:
+    if kind is bool:
+      if text.lower() in _TRUE:
+        return True
+      if text.lower() in _FALSE:
+        return False
+      raise ValueError
+    if kind is int:
+      return int(text)
+    if kind is float:
+      return float(text)
+    return text
+  except ValueError:
+    raise ConfigError(f"config argument {key}={text!r} is not a valid {kind.__name__} "
+                      f"(default {default!r}); pass e.g. {key}={default!r}") from None
+
+
+def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
+  """Parses "key=value,switch,..." into a ConfigDict typed by `defaults`.
+
+  Args:
+    arg: the config argument string (may be None or "").
+    **defaults: every accepted key with its default; a key's type is its default's type.
+
+  Returns:
+    A ConfigDict with every key of `defaults`, overridden by `arg`.
+
+  Raises:
+    ConfigError: an unknown key, a bare key that is not a boolean, or a value of the wrong type.
+  """
+  values = dict(defaults)
+  for item in (arg or "").split(","):
+    item = item.strip()
+    if not item:
+      continue
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if key not in defaults:
+      raise ConfigError(f"unknown config argument {key!r}; accepted: {', '.join(sorted(defaults))}")
+    if not sep:
+      if not isinstance(defaults[key], bool):
+        raise ConfigError(f"config argument {key!r} needs a value ({key}=...)")
+      values[key] = True
+    else:
+      values[key] = _typed(key, text.strip(), defaults[key])
+  return ml_collections.ConfigDict(values)
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Defaults shared by every experiment; experiment files override what they need."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.task = "classification"
+
+  c.model = ml_collections.ConfigDict()
+  c.model.name = "lenet5_relu"
+  c.model.kwargs = ml_collections.ConfigDict()  # extra constructor arguments; num_classes comes from data
+
+  c.dataset = ml_collections.ConfigDict()
+  c.dataset.name = "mnist_embedded"
+  c.dataset.train_split = "train"
+  c.dataset.eval_split = "test"
+  c.dataset.data_dir = ""  # "" -> $TFDS_DATA_DIR or ~/tensorflow_datasets
+
+  c.input = ml_collections.ConfigDict()
+  c.input.batch_size = 128  # global, over all devices and processes
+  c.input.eval_batch_size = 500
+  c.input.preprocess = "to_float"  # ops applied to train and eval images
+  c.input.augment = ""  # ops applied to training images only, after preprocess
+  c.input.normalize = ""  # ops applied last, to train and eval images
+  c.input.num_threads = 2
+  c.input.prefetch = 4
+
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.name = "adam"  # sgd | adam | adamw | rmsprop | adagrad | adadelta
+  c.optimizer.learning_rate = 1e-3
+  c.optimizer.momentum = 0.9  # sgd, rmsprop
+  c.optimizer.nesterov = False  # sgd
+  c.optimizer.b1 = 0.9
+  c.optimizer.b2 = 0.999
+  c.optimizer.eps = 1e-8
+  c.optimizer.rho = 0.9  # adadelta; rmsprop decay
+  c.optimizer.weight_decay = 0.0  # decoupled for adamw, L2 added to the gradient otherwise
+  c.optimizer.grad_clip_norm = 0.0  # 0 -> no clipping
+
+  c.schedule = ml_collections.ConfigDict()
+  c.schedule.name = "constant"  # constant | step | exponential | cosine | warmup_cosine
+  c.schedule.warmup_steps = 0
+  c.schedule.decay_steps = 0  # step/exponential: steps per decay; 0 -> one epoch
+  c.schedule.decay_rate = 0.1  # step/exponential: factor per decay period
+  c.schedule.end_factor = 0.0  # cosine: final learning rate as a fraction of the peak
+
+  c.loss = ml_collections.ConfigDict()
+  c.loss.label_smoothing = 0.0
+
+  c.num_epochs = 10
+  c.num_train_steps = -1  # > 0 overrides num_epochs
+  c.log_every_steps = 50
+  c.eval_every_steps = -1  # -1 -> once per epoch
+
+  c.checkpoint = ml_collections.ConfigDict()
+  c.checkpoint.every_steps = -1  # -1 -> once per epoch
+  c.checkpoint.keep = 3
+  c.checkpoint.best_metric = "accuracy"  # an eval metric; "" disables the keep-best checkpoint
+  c.checkpoint.best_mode = "max"
+
+  c.callbacks = ml_collections.ConfigDict()
+  c.callbacks.early_stopping_patience = 0  # evaluations without improvement; 0 disables
+  c.callbacks.early_stopping_metric = "loss"
+  c.callbacks.early_stopping_mode = "min"
+  c.callbacks.min_delta = 0.0
+  c.callbacks.reduce_lr_patience = 0  # evaluations without improvement; 0 disables
+  c.callbacks.reduce_lr_metric = "loss"
+  c.callbacks.reduce_lr_mode = "min"
+  c.callbacks.reduce_lr_factor = 0.5
+  c.callbacks.reduce_lr_min_scale = 1e-3
+
+  c.predict = ml_collections.ConfigDict()
+  c.predict.top_k = 3
+  return c
+
+
+def apply_smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Shrinks a run to seconds: a few steps, small batches, one evaluation at the end."""
+  config.num_train_steps = 20
+  config.input.batch_size = min(config.input.batch_size, 32)
+  config.log_every_steps = 5
+  config.eval_every_steps = 20
+  config.checkpoint.every_steps = 10
+  return config

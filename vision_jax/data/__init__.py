@@ -1,0 +1,1 @@
+"""Data: datasets by name, grain input pipelines, augmentation ops registered by name."""

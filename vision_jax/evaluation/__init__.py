@@ -1,0 +1,1 @@
+"""Evaluation metrics: classification (accuracy, top-k, confusion matrix), detection, segmentation."""

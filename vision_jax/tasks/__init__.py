@@ -1,0 +1,18 @@
+"""Task wrappers: each owns its model, loss, metrics and the bodies of its train and eval steps."""
+
+from __future__ import annotations
+
+import ml_collections
+
+from vision_jax.data.datasets import DatasetSpec
+from vision_jax.errors import ConfigError
+from vision_jax.tasks.classification import ClassificationTask
+
+_TASKS = {"classification": ClassificationTask}
+
+
+def get(config: ml_collections.ConfigDict, spec: DatasetSpec):
+  """Builds the task named by `config.task` for a dataset split."""
+  if config.task not in _TASKS:
+    raise ConfigError(f"unknown task {config.task!r}; known tasks: {', '.join(sorted(_TASKS))}")
+  return _TASKS[config.task](config, spec)

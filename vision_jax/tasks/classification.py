@@ -1,0 +1,142 @@
+"""Image classification: the model, its loss and metrics, and the bodies of the train and eval steps.
+
+The train loop is generic; it calls `task.train_step` and `task.eval_step` under `jax.jit` with the shardings
+it chooses, and `task.reduce_eval` to turn summed eval statistics into metrics.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from vision_jax import models
+from vision_jax.data import augment
+from vision_jax.data.datasets import DatasetSpec
+from vision_jax.evaluation import classification as cls_metrics
+from vision_jax.train_state import TrainState
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0) -> jax.Array:
+  """Softmax cross-entropy per example with optional label smoothing (Szegedy et al., 2016).
+
+  Args:
+    logits: [N, K] unnormalized scores.
+    labels: [N] integer classes.
+    label_smoothing: mass moved uniformly over all K classes (0 = one-hot targets).
+
+  Returns:
+    [N] losses, computed in float32.
+  """
+  num_classes = logits.shape[-1]
+  targets = optax.smooth_labels(jax.nn.one_hot(labels, num_classes), label_smoothing)
+  return optax.softmax_cross_entropy(logits.astype(jnp.float32), targets)
+
+
+class ClassificationTask:
+  """Classification of images into `spec.num_classes` classes.
+
+  Args:
+    config: the experiment config (model, input, loss sections are read).
+    spec: the training split's `DatasetSpec` (gives classes and image shape).
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict, spec: DatasetSpec):
+    self.config = config
+    self.spec = spec
+    self.num_classes = spec.num_classes
+    self.model: nn.Module = models.get(config.model.name, num_classes=spec.num_classes,
+                                       **config.model.kwargs.to_dict())
+    self._preprocess = augment.build(config.input.preprocess)
+    self._augment = augment.build(config.input.augment)
+    self._normalize = augment.build(config.input.normalize)
+    self.label_smoothing = float(config.loss.label_smoothing)
+    self.top_k = 5 if spec.num_classes > 5 else 0
+
+  @property
+  def metric_names(self) -> tuple[str, ...]:
+    """Metrics reported by train and eval steps."""
+    return ("loss", "accuracy") + (("top5_accuracy",) if self.top_k else ())
+
+  def prepare_images(self, rng: jax.Array, images: jax.Array, train: bool) -> jax.Array:
+    """Stored images -> model input: preprocess, augment (training only), normalize."""
+    images = self._preprocess(jax.random.fold_in(rng, 0), images)
+    if train:
+      images = self._augment(jax.random.fold_in(rng, 1), images)
+    return self._normalize(jax.random.fold_in(rng, 2), images)
+
+  def input_shape(self) -> tuple[int, ...]:
+    """The model's input shape for one example, found by tracing `prepare_images`."""
+    stored = jax.ShapeDtypeStruct((1,) + tuple(self.spec.image_shape), jnp.uint8)
+    return jax.eval_shape(lambda x: self.prepare_images(jax.random.PRNGKey(0), x, False), stored).shape[1:]
+
+  def init_variables(self, rng: jax.Array) -> dict[str, Any]:
+    """Initial model variables for one example of the prepared input shape."""
+    dummy = jnp.zeros((1,) + self.input_shape(), jnp.float32)
+    return self.model.init({"params": rng, "dropout": rng}, dummy, train=False)
+
+  def _metrics(self, logits: jax.Array, labels: jax.Array, losses: jax.Array, weights: jax.Array):
+    sums = {"loss": jnp.sum(losses * weights),
+            "accuracy": jnp.sum(cls_metrics.correct(logits, labels, 1) * weights)}
+    if self.top_k:
+      sums["top5_accuracy"] = jnp.sum(cls_metrics.correct(logits, labels, self.top_k) * weights)
+    return sums
+
+  def train_step(self, state: TrainState, batch: dict[str, jax.Array], tx: optax.GradientTransformation):
+    """One optimizer update on a global batch.
+
+    Args:
+      state: the current train state.
+      batch: {"image": [N, H, W, C], "label": [N]}.
+      tx: the optimizer.
+
+    Returns:
+      (new state, {metric: batch mean}).
+    """
+    step_rng = jax.random.fold_in(state.rng, state.step)
+    images = self.prepare_images(jax.random.fold_in(step_rng, 0), batch["image"], train=True)
+    labels = batch["label"]
+
+    def loss_fn(params):
+      variables = {"params": params, "batch_stats": state.batch_stats} if state.batch_stats else {"params": params}
+      logits, updates = self.model.apply(variables, images, train=True,
+                                         rngs={"dropout": jax.random.fold_in(step_rng, 1)},
+                                         mutable=["batch_stats"])
+      losses = cross_entropy(logits, labels, self.label_smoothing)
+      return jnp.mean(losses), (logits, losses, updates.get("batch_stats", state.batch_stats))
+
+    grads, (logits, losses, batch_stats) = jax.grad(loss_fn, has_aux=True)(state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    updates = jax.tree.map(lambda u: u * state.lr_scale.astype(u.dtype), updates)
+    new_state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                              batch_stats=batch_stats, opt_state=opt_state)
+    count = labels.shape[0]
+    metrics = {k: v / count for k, v in self._metrics(logits, labels, losses, jnp.ones_like(losses)).items()}
+    return new_state, metrics
+
+  def logits(self, state: TrainState, images: jax.Array) -> jax.Array:
+    """Logits [N, K] of stored-format images (no augmentation)."""
+    prepared = self.prepare_images(jax.random.PRNGKey(0), images, train=False)
+    return self.model.apply(state.variables(), prepared, train=False)
+
+  def eval_step(self, state: TrainState, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """Summed statistics of one padded eval batch ({"image", "label", "mask"}); padded rows count zero."""
+    logits = self.logits(state, batch["image"])
+    labels, weights = batch["label"], batch["mask"].astype(jnp.float32)
+    sums = self._metrics(logits, labels, cross_entropy(logits, labels), weights)
+    sums["count"] = jnp.sum(weights)
+    sums["confusion"] = cls_metrics.confusion_matrix(labels, jnp.argmax(logits, -1), self.num_classes, weights)
+    return sums
+
+  def reduce_eval(self, sums: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Summed eval statistics over all batches -> metrics (means) plus the confusion matrix."""
+    count = float(sums["count"])
+    metrics = {k: float(sums[k]) / count for k in self.metric_names}
+    metrics["num_examples"] = int(round(count))
+    metrics["confusion"] = np.asarray(sums["confusion"]).round().astype(np.int64)
+    return metrics
