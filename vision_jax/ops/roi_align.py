@@ -1,0 +1,264 @@
+"""RoIAlign (He et al., Mask R-CNN, 2017) with torchvision's semantics on NHWC features, and its FPN form.
+
+Every output bin averages grid_h x grid_w bilinear samples at regularly spaced points inside the bin (no
+rounding of the box, unlike RoIPool). With `aligned=True` the box is shifted by -0.5 pixel so that sample
+points line up with pixel centres. The sampling of each RoI is separable: per RoI, bin row and sample row we
+keep two source rows and their weights (and the same for columns), and the output is the weighted sum of
+4 gathered feature vectors per sample.
+
+Gradients flow to the features only (as in torchvision). They are deterministic: XLA's scatter-add is
+sequential on CPU and TPU; on GPU (where scatter-add uses atomics) the backward pass sorts the
+contributions by feature location and sums them with a segmented scan in a fixed order instead.
+"""
+
+import functools
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vision_jax.errors import UserError
+from vision_jax.ops import checks
+from vision_jax.ops import dispatch
+
+
+def check_roi_inputs(features, boxes, box_batch_index, output_size) -> tuple[int, int]:
+  """Shape checks shared by RoIAlign and RoIPool; returns the output size as (h, w)."""
+  if jnp.ndim(features) != 4:
+    raise UserError(f'features must have shape [B, H, W, C] (NHWC); got {jnp.shape(features)}: add the batch '
+                    'axis or transpose NCHW features with jnp.transpose(x, (0, 2, 3, 1)).')
+  checks.check_boxes(boxes, ndim=2)
+  if jnp.ndim(box_batch_index) != 1:
+    raise UserError(f'box_batch_index must have shape [K]; got {jnp.shape(box_batch_index)}: pass the batch '
+                    'element of each box.')
+  checks.check_same_leading(boxes, box_batch_index, 'boxes', 'box_batch_index')
+  oh, ow = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
+  if oh < 1 or ow < 1:
+    raise UserError(f'output_size must be positive; got {output_size}.')
+  return int(oh), int(ow)
+
+
+def roi_geometry(boxes: jax.Array, spatial_scale: float, output_size: tuple[int, int],
+                 sampling_ratio: int, aligned: bool):
+  """Per-RoI start (y, x), bin size (y, x) and sampling grid (y, x) in feature pixels, torchvision's way.
+
+  Returns a tuple of six `[K]` arrays: start_y, start_x, bin_y, bin_x (float32), grid_y, grid_x (int32).
+  """
+  oh, ow = output_size
+  offset = 0.5 if aligned else 0.0
+  b = boxes.astype(jnp.float32) * jnp.float32(spatial_scale) - jnp.float32(offset)
+  x1, y1, x2, y2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
+  rw, rh = x2 - x1, y2 - y1
+  if not aligned:
+    rw, rh = jnp.maximum(rw, 1.0), jnp.maximum(rh, 1.0)
+  if sampling_ratio > 0:
+    gy = jnp.full(rh.shape, sampling_ratio, jnp.int32)
+    gx = jnp.full(rw.shape, sampling_ratio, jnp.int32)
+  else:
+    gy = jnp.ceil(rh / oh).astype(jnp.int32)
+    gx = jnp.ceil(rw / ow).astype(jnp.int32)
+  return y1, x1, rh / oh, rw / ow, gy, gx
+
+
+def _axis_taps(start, bin_size, grid, size: int, out_len: int, max_grid: int):
+  """Bilinear taps along one axis: low/high indices and weights, each `[K, out_len, max_grid]`."""
+  p = jnp.arange(out_len, dtype=jnp.float32)[None, :, None]
+  i = jnp.arange(max_grid, dtype=jnp.int32)[None, None, :]
+  g = grid[:, None, None]
+  bs = bin_size[:, None, None]
+  c = start[:, None, None] + p * bs + ((i.astype(jnp.float32) + 0.5) * bs) / g.astype(jnp.float32)
+  ok = (i < g) & (c >= -1.0) & (c <= size)
+  c = jnp.maximum(c, 0.0)
+  low = jnp.floor(c).astype(jnp.int32)
+  edge = low >= size - 1
+  low = jnp.where(edge, size - 1, low)
+  high = jnp.where(edge, size - 1, low + 1)
+  c = jnp.where(edge, low.astype(jnp.float32), c)
+  frac = c - low.astype(jnp.float32)
+  okf = ok.astype(jnp.float32)
+  return low, high, (1.0 - frac) * okf, frac * okf
+
+
+def sample_plan(features_shape, boxes, box_batch_index, output_size, spatial_scale, sampling_ratio, aligned,
+                max_grid: tuple[int, int]):
+  """Flat feature-row indices `[K, h, w, n]` and weights `[K, h, w, n]` (n = 4 corners x samples)."""
+  bsz, hgt, wid, _ = features_shape
+  oh, ow = output_size
+  sy, sx, by, bx, gy, gx = roi_geometry(boxes, spatial_scale, output_size, sampling_ratio, aligned)
+  gy, gx = jnp.minimum(gy, max_grid[0]), jnp.minimum(gx, max_grid[1])  # adaptive grids capped under jit
+  ylo, yhi, wylo, wyhi = _axis_taps(sy, by, gy, hgt, oh, max_grid[0])
+  xlo, xhi, wxlo, wxhi = _axis_taps(sx, bx, gx, wid, ow, max_grid[1])
+  count = jnp.maximum(gy * gx, 1).astype(jnp.float32)
+  base = jnp.asarray(box_batch_index, jnp.int32)[:, None, None, None, None] * (hgt * wid)
+  idx, wts = [], []
+  for yi, wy in ((ylo, wylo), (yhi, wyhi)):
+    for xi, wx in ((xlo, wxlo), (xhi, wxhi)):
+      # [K, oh, gy, 1, 1] x [K, 1, 1, ow, gx] -> [K, oh, gy, ow, gx]
+      idx.append(base + yi[:, :, :, None, None] * wid + xi[:, None, None, :, :])
+      wts.append(wy[:, :, :, None, None] * wx[:, None, None, :, :])
+  k = boxes.shape[0]
+  idx = jnp.stack(idx, -1).transpose(0, 1, 3, 2, 4, 5).reshape(k, oh, ow, -1)
+  wts = jnp.stack(wts, -1).transpose(0, 1, 3, 2, 4, 5).reshape(k, oh, ow, -1)
+  idx = jnp.clip(idx, 0, bsz * hgt * wid - 1)
+  return idx, wts / count[:, None, None, None]
+
+
+def deterministic_segment_sum(values: jax.Array, segment_ids: jax.Array, num_segments: int) -> jax.Array:
+  """Sum of `values [M, C]` per id in `segment_ids [M]` -> `[num_segments, C]`, in a fixed order.
+
+  Sorts by id (stable), sums each run of equal ids with a segmented associative scan (a fixed tree on
+  every backend) and writes each run's total once, so no two updates hit the same row.
+  """
+  order = jnp.argsort(segment_ids, stable=True)
+  sid = segment_ids[order]
+  vals = values[order]
+  starts = jnp.concatenate([jnp.ones((1,), bool), sid[1:] != sid[:-1]])
+  ends = jnp.concatenate([sid[1:] != sid[:-1], jnp.ones((1,), bool)])
+
+  def combine(a, b):
+    fa, va = a
+    fb, vb = b
+    return fa | fb, jnp.where(fb[..., None], vb, va + vb)
+
+  _, sums = jax.lax.associative_scan(combine, (starts, vals))
+  target = jnp.where(ends, sid, num_segments)
+  return jnp.zeros((num_segments, values.shape[1]), values.dtype).at[target].set(sums, mode='drop')
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def gather_combine(flat_features: jax.Array, idx: jax.Array, wts: jax.Array, sorted_grads: bool):
+  """`sum_n wts[k, i, j, n] * flat_features[idx[k, i, j, n]]` -> `[K, h, w, C]`."""
+  del sorted_grads
+  return jnp.sum(wts[..., None] * flat_features[idx], axis=3)
+
+
+def _gather_combine_fwd(flat_features, idx, wts, sorted_grads):
+  return gather_combine(flat_features, idx, wts, sorted_grads), (idx, wts, flat_features.shape[0])
+
+
+def _gather_combine_bwd(sorted_grads, res, g):
+  idx, wts, rows = res
+  contrib = (wts[..., None] * g[..., None, :]).reshape(-1, g.shape[-1])
+  flat_idx = idx.reshape(-1)
+  if sorted_grads:
+    grad = deterministic_segment_sum(contrib, flat_idx, rows)
+  else:
+    grad = jnp.zeros((rows, g.shape[-1]), g.dtype).at[flat_idx].add(contrib)
+  return grad, np.zeros(idx.shape, jax.dtypes.float0), jnp.zeros_like(wts)
+
+
+gather_combine.defvjp(_gather_combine_fwd, _gather_combine_bwd)
+
+
+def _max_grid(boxes, spatial_scale, output_size, sampling_ratio, aligned, max_sampling_ratio):
+  if sampling_ratio > 0:
+    return sampling_ratio, sampling_ratio
+  if max_sampling_ratio is not None:
+    return int(max_sampling_ratio), int(max_sampling_ratio)
+  if not checks.is_concrete(boxes):
+    raise UserError('roi_align with adaptive sampling (sampling_ratio <= 0) under jit needs a static bound: '
+                    'pass sampling_ratio > 0 or max_sampling_ratio=N (bins needing more samples use N).')
+  if boxes.shape[0] == 0:
+    return 1, 1
+  _, _, _, _, gy, gx = roi_geometry(jnp.asarray(boxes), spatial_scale, output_size, -1, aligned)
+  return max(int(np.max(gy)), 1), max(int(np.max(gx)), 1)
+
+
+def reference_roi_align(features, boxes, box_batch_index, output_size, spatial_scale, sampling_ratio,
+                        aligned, max_grid, sorted_grads):
+  """The jnp RoIAlign (static arguments already resolved, see `roi_align`)."""
+  b, h, w, c = features.shape
+  if boxes.shape[0] == 0:
+    return jnp.zeros((0, *output_size, c), features.dtype)
+  idx, wts = sample_plan(features.shape, jax.lax.stop_gradient(boxes), box_batch_index, output_size,
+                         spatial_scale, sampling_ratio, aligned, max_grid)
+  return gather_combine(features.reshape(b * h * w, c), idx, wts.astype(features.dtype), sorted_grads)
+
+
+def roi_align(features: jax.Array, boxes: jax.Array, box_batch_index: jax.Array,
+              output_size: int | tuple[int, int], spatial_scale: float = 1.0, sampling_ratio: int = -1,
+              aligned: bool = False, max_sampling_ratio: int | None = None, implementation: str = 'auto',
+              deterministic_scatter: bool | None = None) -> jax.Array:
+  """RoIAlign with the semantics of `torchvision.ops.roi_align`, on NHWC features.
+
+  Args:
+    features: `[B, H, W, C]` feature maps.
+    boxes: `[K, 4]` xyxy boxes in input-image pixels.
+    box_batch_index: `[K]` int, the batch element of each box.
+    output_size: (h, w) of each output, or one int.
+    spatial_scale: feature pixels per input pixel (1 / stride).
+    sampling_ratio: samples per bin along each axis; <= 0 means adaptive, ceil(roi size / output size).
+    aligned: shift boxes by -0.5 pixel (the corrected Detectron2 form).
+    max_sampling_ratio: static cap on the adaptive grid; needed for adaptive sampling under jit (with
+      concrete boxes the exact maximum is used).
+    implementation: 'auto' (Pallas kernel on GPU/TPU), 'reference', or 'pallas' (interpret mode on CPU).
+    deterministic_scatter: sorted (atomic-free) backward pass; defaults to True on GPU only.
+
+  Returns:
+    `[K, h, w, C]` pooled features.
+  """
+  oh, ow = check_roi_inputs(features, boxes, box_batch_index, output_size)
+  features = jnp.asarray(features)
+  boxes = jnp.asarray(boxes)
+  max_grid = _max_grid(boxes, spatial_scale, (oh, ow), sampling_ratio, aligned, max_sampling_ratio)
+  if deterministic_scatter is None:
+    deterministic_scatter = jax.default_backend() in ('gpu', 'cuda', 'rocm')
+  use_pallas, interpret = dispatch.resolve_implementation(implementation)
+  args = (features, boxes, jnp.asarray(box_batch_index, jnp.int32))
+  static = ((oh, ow), float(spatial_scale), int(sampling_ratio), bool(aligned), max_grid,
+            bool(deterministic_scatter))
+  if use_pallas:
+    from vision_jax.ops.pallas import roi_align_kernel  # pylint: disable=g-import-not-at-top
+    return roi_align_kernel.roi_align_pallas(*args, *static, interpret=interpret)
+  return _roi_align_jit(*args, *static)
+
+
+_roi_align_jit = jax.jit(reference_roi_align, static_argnums=(3, 4, 5, 6, 7, 8))
+
+
+def fpn_levels(boxes: jax.Array, min_level: int, max_level: int, canonical_size: float = 224.0,
+               canonical_level: int = 4, eps: float = 1e-6) -> jax.Array:
+  """FPN level of each box (Lin et al., 2017, eq. 1): floor(k0 + log2(sqrt(area) / 224)), clipped; `[K]`."""
+  checks.check_boxes(boxes, ndim=2)
+  size = jnp.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
+  lvl = jnp.floor(canonical_level + jnp.log2(size / canonical_size) + eps)
+  return jnp.clip(lvl, min_level, max_level).astype(jnp.int32)
+
+
+def multilevel_roi_align(features: Sequence[jax.Array], boxes: jax.Array, box_batch_index: jax.Array,
+                         output_size: int | tuple[int, int], levels: Sequence[int] = (2, 3, 4, 5),
+                         sampling_ratio: int = 2, aligned: bool = False, canonical_size: float = 224.0,
+                         canonical_level: int = 4, max_sampling_ratio: int | None = None,
+                         implementation: str = 'auto') -> tuple[jax.Array, jax.Array]:
+  """RoIAlign over an FPN pyramid: each box is pooled from the level chosen by `fpn_levels`.
+
+  Args:
+    features: one `[B, H_l, W_l, C]` map per level in `levels`, level l having stride 2**l.
+    boxes: `[K, 4]` xyxy boxes in input pixels.
+    box_batch_index: `[K]` batch element of each box.
+    output_size: (h, w) or int.
+    levels: pyramid levels of `features` (e.g. P2..P5), consecutive and increasing.
+    sampling_ratio: samples per bin per axis (<= 0 adaptive, then see `roi_align`'s max_sampling_ratio).
+    aligned: half-pixel correction.
+    canonical_size: box size mapped to `canonical_level` (224 at level 4 in the FPN paper).
+    canonical_level: k0.
+    max_sampling_ratio: see `roi_align`.
+    implementation: see `roi_align`.
+
+  Returns:
+    `[K, h, w, C]` pooled features and the `[K]` level of each box. Every level is pooled for every box and
+    the right one selected, so the cost is len(levels) RoIAligns (static shapes).
+  """
+  if len(features) != len(levels):
+    raise UserError(f'multilevel_roi_align got {len(features)} feature maps for {len(levels)} levels: pass '
+                    'one map per level.')
+  lvl = fpn_levels(jnp.asarray(boxes), min(levels), max(levels), canonical_size, canonical_level)
+  out = None
+  for feat, level in zip(features, levels):
+    pooled = roi_align(feat, boxes, box_batch_index, output_size, spatial_scale=2.0**-level,
+                       sampling_ratio=sampling_ratio, aligned=aligned, max_sampling_ratio=max_sampling_ratio,
+                       implementation=implementation)
+    pick = (lvl == level)[:, None, None, None]
+    out = jnp.where(pick, pooled, 0) if out is None else jnp.where(pick, pooled, out)
+  return out, lvl
