@@ -68,7 +68,17 @@ def _axis_taps(start, bin_size, grid, size: int, out_len: int, max_grid: int):
   g = grid[:, None, None]
   bs = bin_size[:, None, None]
   c = start[:, None, None] + p * bs + ((i.astype(jnp.float32) + 0.5) * bs) / g.astype(jnp.float32)
-  ok = (i < g) & (c >= -1.0) & (c <= size)
+  low, high, wlow, whigh = bilinear_taps(c, size)
+  inside = (i < g).astype(jnp.float32)
+  return low, high, wlow * inside, whigh * inside
+
+
+def bilinear_taps(c: jax.Array, size: int):
+  """torchvision's bilinear rule along one axis of length `size` at float positions `c` (any shape).
+
+  Returns the low and high integer neighbours and their weights; both weights are 0 outside [-1, size].
+  """
+  ok = (c >= -1.0) & (c <= size)
   c = jnp.maximum(c, 0.0)
   low = jnp.floor(c).astype(jnp.int32)
   edge = low >= size - 1

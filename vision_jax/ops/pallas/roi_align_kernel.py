@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
+from vision_jax.ops.roi_align import bilinear_taps
 from vision_jax.ops.roi_align import reference_roi_align
 from vision_jax.ops.roi_align import roi_geometry
 
@@ -27,18 +28,6 @@ def _kernel(roi_ref, feat_ref, out_ref, *, out_w, num_bins, hgt, wid):
   inv_count = roi_ref[0, 7]
   chans = feat_ref.shape[1]
 
-  def taps(c, size):
-    ok = (c >= -1.0) & (c <= size)
-    c = jnp.maximum(c, 0.0)
-    low = jnp.floor(c).astype(jnp.int32)
-    edge = low >= size - 1
-    low = jnp.where(edge, size - 1, low)
-    high = jnp.where(edge, size - 1, low + 1)
-    c = jnp.where(edge, low.astype(jnp.float32), c)
-    frac = c - low.astype(jnp.float32)
-    okf = ok.astype(jnp.float32)
-    return low, high, (1.0 - frac) * okf, frac * okf
-
   def load(y, x):
     return feat_ref[pl.ds(base + y * wid + x, 1), :].astype(jnp.float32)
 
@@ -48,11 +37,11 @@ def _kernel(roi_ref, feat_ref, out_ref, *, out_w, num_bins, hgt, wid):
 
     def row(iy, acc):
       y = sy + ph * by + ((iy.astype(jnp.float32) + 0.5) * by) / gy.astype(jnp.float32)
-      ylo, yhi, wylo, wyhi = taps(y, hgt)
+      ylo, yhi, wylo, wyhi = bilinear_taps(y, hgt)
 
       def col(ix, acc):
         x = sx + pw * bx + ((ix.astype(jnp.float32) + 0.5) * bx) / gx.astype(jnp.float32)
-        xlo, xhi, wxlo, wxhi = taps(x, wid)
+        xlo, xhi, wxlo, wxhi = bilinear_taps(x, wid)
         return (acc + (wylo * wxlo) * load(ylo, xlo) + (wylo * wxhi) * load(ylo, xhi)
                 + (wyhi * wxlo) * load(yhi, xlo) + (wyhi * wxhi) * load(yhi, xhi))
 
