@@ -16,7 +16,8 @@ from vision_jax.errors import ConfigError
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
-def _typed(key: str, text: str, default: Any) -> Any:
+def typed_value(key: str, text: str, default: Any) -> Any:
+  """Converts `text` to the type of `default` (bool, int, float or str); raises ConfigError if it can't."""
   kind = type(default)
   try:
     if kind is bool:
@@ -31,7 +32,7 @@ def _typed(key: str, text: str, default: Any) -> Any:
       return float(text)
     return text
   except ValueError:
-    raise ConfigError(f"config argument {key}={text!r} is not a valid {kind.__name__} "
+    raise ConfigError(f"{key}={text!r} is not a valid {kind.__name__} "
                       f"(default {default!r}); pass e.g. {key}={default!r}") from None
 
 
@@ -62,7 +63,7 @@ def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
         raise ConfigError(f"config argument {key!r} needs a value ({key}=...)")
       values[key] = True
     else:
-      values[key] = _typed(key, text.strip(), defaults[key])
+      values[key] = typed_value(key, text.strip(), defaults[key])
   return ml_collections.ConfigDict(values)
 
 

@@ -12,7 +12,7 @@ from vision_jax.configs import common
 
 def get_config(arg: str | None = None):
   """Returns the experiment config; see the module docstring for `arg`."""
-  args = common.parse_arg(arg, model="lenet5_relu", epochs=24, batch=128, lr=3e-3,
+  args = common.parse_arg(arg, model="lenet5_relu", epochs=30, batch=128, lr=3e-3,
                           dataset="mnist_embedded", smoke=False)
   config = common.base_config()
   config.model.name = args.model

@@ -10,13 +10,13 @@ import os
 import sys
 
 from absl import app, flags, logging
-from ml_collections import config_flags
 
+from vision_jax import config_loading
 from vision_jax.errors import UserError
 
-_CONFIG = config_flags.DEFINE_config_file(
+_CONFIG = flags.DEFINE_string(
     "config", None, "Experiment config file, optionally with ':key=value,...' arguments "
-    "(default: the packaged configs/mnist_lenet.py).", lock_config=True)
+    "(default: the packaged configs/mnist_lenet.py). Override any value with --config.a.b=value.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory for checkpoints, metrics and plots "
                                "(default: runs/<config name>).")
 _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "predict"], "What to do.")
@@ -41,9 +41,11 @@ def _run(argv) -> None:
   import jax  # pylint: disable=import-outside-toplevel
   from vision_jax import train  # pylint: disable=import-outside-toplevel
 
-  config = _CONFIG.value
-  config_path = flags.FLAGS["config"].config_filename or _default_config_path()
-  name = os.path.splitext(os.path.basename(config_path))[0]
+  config = config_loading.load_config(_CONFIG.value or _default_config_path())
+  for key, value in _OVERRIDES:
+    config_loading.apply_override(config, key, value)
+  config.lock()
+  name = os.path.splitext(os.path.basename(config_loading.split_path_and_arg(_CONFIG.value or "mnist_lenet.py")[0]))[0]
   workdir = _WORKDIR.value or os.path.join("runs", name)
   chief = jax.process_index() == 0
   if _MODE.value == "train":
@@ -79,14 +81,17 @@ def main(argv) -> None:
     sys.exit(2)
 
 
+_OVERRIDES: list[tuple[str, str]] = []
+
+
 def _flags_parser(argv):
-  """Parses flags; a bad flag, config file or override is one line on stderr and exit status 2."""
-  if not any(a == "--config" or a.startswith("--config=") for a in argv[1:]):
-    argv = [argv[0], f"--config={_default_config_path()}"] + list(argv[1:])
+  """Parses flags (config overrides apart); a bad flag is one line on stderr and exit status 2."""
   try:
+    argv, overrides = config_loading.split_overrides(argv)
+    _OVERRIDES.extend(overrides)
     return flags.FLAGS(argv)
   except flags.Error as e:
-    sys.stderr.write(f"error: {str(e).splitlines()[0] if str(e) else e!r}\n")
+    sys.stderr.write(f"error: {str(e).splitlines()[0].strip(chr(34)) if str(e) else e!r}\n")
     sys.exit(2)
   except UserError as e:
     sys.stderr.write(f"error: {e}\n")

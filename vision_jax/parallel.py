@@ -30,8 +30,8 @@ def initialize_distributed(coordinator_address: str = "", num_processes: int = 0
     auto: call `jax.distributed.initialize()` with cluster auto-detection (Cloud TPU, SLURM, ...).
   """
   if coordinator_address:
-    if jax.default_backend() == "cpu" or jax.config.jax_platforms in ("cpu",):
-      jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    # CPU processes need gloo for cross-process collectives; the setting does not affect GPU/TPU backends.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
                                process_id=process_id)
   elif auto:
