@@ -1,18 +1,14 @@
 """coco_evaluate against pycocotools' COCOeval on randomized datasets (crowds, empty images, score ties)."""
 
-import contextlib
-import io
-
 import numpy as np
 import pytest
 
 from vision_jax.errors import UserError
 from vision_jax.evaluation import coco_evaluate
 from vision_jax.evaluation.detection_coco import STAT_NAMES
+from vision_jax.ops.bench_ops import pycocotools_stats
 
-pycocotools = pytest.importorskip('pycocotools')
-from pycocotools.coco import COCO  # pylint: disable=g-import-not-at-top,wrong-import-position
-from pycocotools.cocoeval import COCOeval  # pylint: disable=g-import-not-at-top,wrong-import-position
+pytest.importorskip('pycocotools')
 
 
 def random_coco(seed: int, num_images: int, num_cats: int, max_gt: int, max_dets: int):
@@ -43,18 +39,6 @@ def random_coco(seed: int, num_images: int, num_cats: int, max_gt: int, max_dets
       dets.append({'image_id': im['id'], 'category_id': int(c), 'bbox': [float(v) for v in b],
                    'score': float(np.round(rng.uniform(), 2))})
   return {'images': images, 'annotations': anns, 'categories': cats}, dets
-
-
-def pycocotools_stats(gt, dets):
-  with contextlib.redirect_stdout(io.StringIO()):
-    coco = COCO()
-    coco.dataset = gt
-    coco.createIndex()
-    ev = COCOeval(coco, coco.loadRes(dets), 'bbox')
-    ev.evaluate()
-    ev.accumulate()
-    ev.summarize()
-  return np.array(ev.stats)
 
 
 @pytest.mark.parametrize('seed,num_images,num_cats,max_gt,max_dets', [

@@ -77,6 +77,13 @@ def test_jit_and_vmap():
     one, m = ops.nms(boxes[i], scores[i], 0.5, 10)
     np.testing.assert_array_equal(idx[i], one)
     assert int(n[i]) == int(m)
+  classes = (np.arange(40) % 2)[None].repeat(3, 0)
+  bidx, _ = jax.vmap(lambda b, s, c: ops.batched_nms(b, s, c, 0.5, 10))(boxes, scores, classes)
+  np.testing.assert_array_equal(bidx[2], ops.batched_nms(boxes[2], scores[2], classes[2], 0.5, 10)[0])
+  sidx, sscores, _ = jax.vmap(lambda b, s: ops.soft_nms(b, s, 5))(boxes, scores)
+  one_idx, one_scores, _ = ops.soft_nms(boxes[1], scores[1], 5)
+  np.testing.assert_array_equal(sidx[1], one_idx)
+  np.testing.assert_allclose(sscores[1], one_scores, rtol=1e-6)
 
 
 def test_edge_cases_and_errors():

@@ -152,6 +152,11 @@ def nms(boxes: jax.Array, scores: jax.Array, iou_threshold: float, max_output_si
   Returns:
     `indices [max_output_size]` int32 of the kept boxes by decreasing score, padded with -1, and
     `num_valid` int32 scalar.
+
+  Example:
+    >>> boxes = jnp.array([[0., 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30]])
+    >>> nms(boxes, jnp.array([0.9, 0.8, 0.7]), iou_threshold=0.5, max_output_size=3)
+    (Array([ 0,  2, -1], dtype=int32), Array(2, dtype=int32))
   """
   _check_inputs(boxes, scores)
   return _nms_call(boxes, scores, None, iou_threshold, max_output_size, score_threshold, implementation)

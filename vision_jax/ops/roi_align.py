@@ -207,6 +207,11 @@ def roi_align(features: jax.Array, boxes: jax.Array, box_batch_index: jax.Array,
 
   Returns:
     `[K, h, w, C]` pooled features.
+
+  Example:
+    >>> feats = jnp.ones((1, 32, 32, 8))                     # stride-4 map of a 128x128 image
+    >>> roi_align(feats, jnp.array([[8., 8, 72, 40]]), jnp.array([0]), (7, 7), 0.25, 2).shape
+    (1, 7, 7, 8)
   """
   oh, ow = check_roi_inputs(features, boxes, box_batch_index, output_size)
   features = jnp.asarray(features)
