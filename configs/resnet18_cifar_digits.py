@@ -1,0 +1,18 @@
+"""resnet18_cifar on the embedded MNIST digits, padded to 32x32 (CIFAR stem).
+
+    python -m vision_jax.main --config=configs/resnet18_cifar_digits.py --workdir=/tmp/resnet18_cifar_digits
+    python -m vision_jax.main --config=configs/resnet18_cifar_digits.py:smoke --workdir=/tmp/resnet18_cifar_smoke   # seconds
+
+Arguments (`:key=value,...`): epochs, batch, lr, smoke. Everything else is configs/mnist_lenet.py's digits setup.
+"""
+
+from vision_jax.configs import common, mnist_lenet
+
+
+def get_config(arg: str | None = None):
+  """Returns the experiment config; see the module docstring for `arg`."""
+  args = common.parse_arg(arg, epochs=15, batch=128, lr=0.001, smoke=False)
+  config = mnist_lenet.get_config(f"model=resnet18_cifar,epochs={args.epochs},batch={args.batch},lr={args.lr},"
+                                  f"smoke={args.smoke}")
+  config.input.preprocess = "to_float|pad(to=32)"
+  return config

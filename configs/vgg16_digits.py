@@ -1,0 +1,18 @@
+"""vgg16_bn on the embedded MNIST digits, padded to 32x32, the batch-norm form (plain VGG-16 trains poorly from scratch).
+
+    python -m vision_jax.main --config=configs/vgg16_digits.py --workdir=/tmp/vgg16_digits
+    python -m vision_jax.main --config=configs/vgg16_digits.py:smoke --workdir=/tmp/vgg16_smoke   # seconds
+
+Arguments (`:key=value,...`): epochs, batch, lr, smoke. Everything else is configs/mnist_lenet.py's digits setup.
+"""
+
+from vision_jax.configs import common, mnist_lenet
+
+
+def get_config(arg: str | None = None):
+  """Returns the experiment config; see the module docstring for `arg`."""
+  args = common.parse_arg(arg, epochs=10, batch=64, lr=0.001, smoke=False)
+  config = mnist_lenet.get_config(f"model=vgg16_bn,epochs={args.epochs},batch={args.batch},lr={args.lr},"
+                                  f"smoke={args.smoke}")
+  config.input.preprocess = "to_float|pad(to=32)"
+  return config

@@ -1,0 +1,18 @@
+"""xception on the embedded MNIST digits, padded to 72x72 (Xception needs at least 71x71).
+
+    python -m vision_jax.main --config=configs/xception_digits.py --workdir=/tmp/xception_digits
+    python -m vision_jax.main --config=configs/xception_digits.py:smoke --workdir=/tmp/xception_smoke   # seconds
+
+Arguments (`:key=value,...`): epochs, batch, lr, smoke. Everything else is configs/mnist_lenet.py's digits setup.
+"""
+
+from vision_jax.configs import common, mnist_lenet
+
+
+def get_config(arg: str | None = None):
+  """Returns the experiment config; see the module docstring for `arg`."""
+  args = common.parse_arg(arg, epochs=10, batch=64, lr=0.001, smoke=False)
+  config = mnist_lenet.get_config(f"model=xception,epochs={args.epochs},batch={args.batch},lr={args.lr},"
+                                  f"smoke={args.smoke}")
+  config.input.preprocess = "to_float|pad(to=72)"
+  return config
