@@ -19,7 +19,7 @@ def get_config(arg: str | None = None):
   config.dataset.name = args.dataset
   config.num_epochs = args.epochs
   config.input.batch_size = args.batch
-  config.input.eval_batch_size = 500
+  config.input.eval_batch_size = 512
   config.input.preprocess = "to_float" + ("|pad(to=32)" if args.model == "lenet5" else "")
   config.input.augment = "pad_crop(pad=2)|rotate(degrees=8)"
   config.input.normalize = "normalize(mean=0.1307, std=0.3081)"

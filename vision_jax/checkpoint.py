@@ -34,8 +34,11 @@ def model_identity(model_name: str, num_classes: int, params: Any) -> dict[str, 
 
 def _manager(directory: str, keep: int, best_metric: str = "", best_mode: str = "max",
              async_save: bool = True) -> ocp.CheckpointManager:
+  # Both managers may save the same step; distinct barrier names keep their multi-host syncs apart.
   options = ocp.CheckpointManagerOptions(
       max_to_keep=keep, create=True, enable_async_checkpointing=async_save,
+      multiprocessing_options=ocp.options.MultiprocessingOptions(
+          barrier_sync_key_prefix=os.path.basename(os.path.normpath(directory))),
       best_fn=(lambda m: m[best_metric]) if best_metric else None, best_mode=best_mode)
   return ocp.CheckpointManager(os.path.abspath(directory), options=options, item_names=_ITEMS)
 
@@ -148,11 +151,14 @@ def load_state_arrays(workdir: str, step: int | None = None, which: str = "check
   Returns:
     The state pytree as nested dicts of arrays (keys step, params, batch_stats, opt_state, rng, lr_scale).
   """
-  manager = ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, which)), item_names=_ITEMS,
-                                  options=ocp.CheckpointManagerOptions(read_only=True))
-  step = manager.latest_step() if step is None else step
-  if step is None:
-    raise CheckpointError(f"no checkpoint under {workdir}/{which}; train first")
-  restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-  manager.close()
+  directory = os.path.abspath(os.path.join(workdir, which))
+  steps = sorted(int(d) for d in os.listdir(directory) if d.isdigit()) if os.path.isdir(directory) else []
+  if step is None and not steps:
+    raise CheckpointError(f"no checkpoint under {directory}; train first")
+  path = os.path.join(directory, str(steps[-1] if step is None else step), "state")
+  # Restore as host NumPy arrays, whatever device topology saved the checkpoint.
+  checkpointer = ocp.PyTreeCheckpointer()
+  tree = checkpointer.metadata(path).item_metadata.tree
+  restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+  restored = {"state": checkpointer.restore(path, args=ocp.args.PyTreeRestore(restore_args=restore_args))}
   return jax.tree.map(np.asarray, restored["state"])

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 
-TINY = ["--config.log_every_steps=1", "--config.input.eval_batch_size=500"]
+TINY = ["--config.log_every_steps=1", "--config.input.eval_batch_size=512"]
 
 
 def env(data_dir: str, devices: int = 1) -> dict[str, str]:
