@@ -200,7 +200,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       else:
         images_since_log += cfg.input.batch_size
       is_last = step == s.total_steps
-      save_now = step % ckpt_every == 0 or is_last or preemption.requested
+      preempted = preemption.requested  # read once: a signal arriving later is handled at the next step
+      save_now = step % ckpt_every == 0 or is_last or preempted
       if step % cfg.log_every_steps == 0 or save_now or step % eval_every == 0:
         fetched = jax.device_get(pending)
         pending.clear()
@@ -234,7 +235,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         t_log = time.time()
       if save_now or stop_reason != "completed":
         s.checkpointer.save(step, state, meta_now())
-      if preemption.requested:
+      if preempted:
         stop_reason = "preempted"
         progress.message(f"SIGTERM received: saved a checkpoint at step {step} in {workdir}; rerun to resume")
       if stop_reason != "completed":

@@ -67,7 +67,7 @@ def test_sigterm_saves_and_exits_cleanly_then_resumes(reference, data_dir, tmp_p
   assert code == 0, out[-2000:]
   assert "SIGTERM received: saved a checkpoint at step" in out
   saved = int(harness.final_params(str(tmp_path))["step"])
-  assert 12 <= saved < STEPS
+  assert 12 <= saved < STEPS, (sorted(os.listdir(tmp_path / "checkpoints")), out[-3000:])
   _resume(data_dir, str(tmp_path))
   _assert_identical(harness.final_params(str(tmp_path)), reference)
 
