@@ -62,6 +62,10 @@ def setup(config: ml_collections.ConfigDict, workdir: str) -> Setup:
   data_dir = config.dataset.data_dir or None
   train_source, train_spec = datasets.load(config.dataset.name, config.dataset.train_split, data_dir)
   eval_source, eval_spec = datasets.load(config.dataset.name, config.dataset.eval_split, data_dir)
+  if config.input.image_size > 0:  # images are resized on the host to a fixed square
+    size = config.input.image_size
+    train_spec = dataclasses.replace(train_spec, image_shape=(size, size, train_spec.image_shape[-1]))
+    eval_spec = dataclasses.replace(eval_spec, image_shape=(size, size, eval_spec.image_shape[-1]))
   task = tasks.get(config, train_spec)
   steps_per_epoch = pipeline.steps_per_epoch(train_spec, config.input.batch_size)
   if steps_per_epoch == 0:
@@ -96,7 +100,8 @@ def _compile_eval_step(s: Setup):
 def run_evaluation(s: Setup, eval_step, state: TrainState) -> dict[str, Any]:
   """One pass over the eval split (every example exactly once); returns the task's metrics."""
   dataset = pipeline.eval_dataset(s.eval_source, s.eval_spec, s.config.input.eval_batch_size,
-                                  parallel.process_sharding(), s.config.input.num_threads, s.config.input.prefetch)
+                                  parallel.process_sharding(), s.config.input.num_threads, s.config.input.prefetch,
+                                  s.config.input.image_size)
   totals = None
   for local_batch in dataset:
     sums = eval_step(state, parallel.global_batch(local_batch, s.mesh))
@@ -172,7 +177,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   # 4. Loop.
   dataset = pipeline.train_dataset(s.train_source, s.train_spec, cfg.input.batch_size, s.total_steps, cfg.seed,
-                                   parallel.process_sharding(), cfg.input.num_threads, cfg.input.prefetch)
+                                   parallel.process_sharding(), cfg.input.num_threads, cfg.input.prefetch,
+                                   cfg.input.image_size)
   batches = pipeline.iterate(dataset, data_state)
   writer = metric_writers.MetricWriter(workdir, enabled=is_chief)
   progress = Progress(s.total_steps, start_step, enabled=is_chief)

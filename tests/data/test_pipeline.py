@@ -77,3 +77,22 @@ def test_iterator_state_resumes_at_the_same_batch():
 def test_batch_not_divisible_by_processes_is_a_config_error():
   with pytest.raises(ConfigError, match="not divisible by the 3 processes"):
     pipeline.local_batch_size(10, pipeline.Sharding(0, 3))
+
+
+def test_host_resize_and_center_crop():
+  image = np.arange(20 * 30 * 3, dtype=np.uint8).reshape(20, 30, 3)
+  # Shorter side already equals the target: no resampling, only the central 20x20 window.
+  np.testing.assert_array_equal(pipeline.resize_and_center_crop(image, 20, crop_fraction=1.0), image[:, 5:25])
+  gray = np.full((50, 40, 1), 7, np.uint8)
+  out = pipeline.resize_and_center_crop(gray, 16)
+  assert out.shape == (16, 16, 1) and (out == 7).all()
+
+
+def test_training_batches_of_varying_image_sizes_are_resized():
+  class Varying(ArraySource):
+    def __getitem__(self, i):
+      return {"image": np.full((10 + i, 12 + 2 * i, 3), i, np.uint8), "label": i % 10}
+
+  batch = next(iter(pipeline.train_dataset(Varying(8), _spec(8), 4, num_steps=1, seed=0, image_size=8)))
+  assert batch["image"].shape == (4, 8, 8, 3)
+  assert all((im == im[0, 0, 0]).all() for im in batch["image"])

@@ -43,10 +43,38 @@ def local_batch_size(global_batch_size: int, sharding: Sharding) -> int:
   return global_batch_size // sharding.process_count
 
 
-def _read(source: Sequence[Any], spec: DatasetSpec, indices: np.ndarray) -> dict[str, np.ndarray]:
+def resize_and_center_crop(image: np.ndarray, size: int, crop_fraction: float = 0.875) -> np.ndarray:
+  """Resizes the shorter side to size / crop_fraction (bilinear), then crops the central size x size.
+
+  Args:
+    image: uint8 [H, W] or [H, W, C].
+    size: output side length.
+    crop_fraction: fraction of the resized shorter side kept by the crop (0.875: 224 from 256).
+
+  Returns:
+    uint8 [size, size, C] (C=1 for grayscale input).
+  """
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  squeeze = image.ndim == 3 and image.shape[-1] == 1
+  pil = Image.fromarray(image[..., 0] if squeeze else image)
+  width, height = pil.size
+  short = max(size, int(round(size / crop_fraction)))
+  scale = short / min(width, height)
+  new_w, new_h = max(size, int(round(width * scale))), max(size, int(round(height * scale)))
+  pil = pil.resize((new_w, new_h), Image.BILINEAR)
+  left, top = (new_w - size) // 2, (new_h - size) // 2
+  out = np.asarray(pil.crop((left, top, left + size, top + size)))
+  return out[..., None] if out.ndim == 2 else out
+
+
+def _read(source: Sequence[Any], spec: DatasetSpec, indices: np.ndarray,
+          image_size: int = 0) -> dict[str, np.ndarray]:
   getitems = getattr(source, "__getitems__", None)
   records = getitems(indices.tolist()) if getitems else [source[int(i)] for i in indices]
-  images = np.stack([np.asarray(r[spec.image_key]) for r in records])
+  decoded = [np.asarray(r[spec.image_key]) for r in records]
+  if image_size:
+    decoded = [resize_and_center_crop(image, image_size) for image in decoded]
+  images = np.stack(decoded)
   if images.ndim == 3:  # grayscale stored without a channel axis
     images = images[..., None]
   labels = np.asarray([r[spec.label_key] for r in records], dtype=np.int32)
@@ -56,8 +84,9 @@ def _read(source: Sequence[Any], spec: DatasetSpec, indices: np.ndarray) -> dict
 class _TrainBatch:
   """Batch number -> this process's slice of that global training batch."""
 
-  def __init__(self, source, spec: DatasetSpec, global_batch_size: int, seed: int, sharding: Sharding):
-    self.source, self.spec, self.seed = source, spec, seed
+  def __init__(self, source, spec: DatasetSpec, global_batch_size: int, seed: int, sharding: Sharding,
+               image_size: int = 0):
+    self.source, self.spec, self.seed, self.image_size = source, spec, seed, image_size
     self.global_batch_size = global_batch_size
     self.local_batch_size = local_batch_size(global_batch_size, sharding)
     self.offset = sharding.process_index * self.local_batch_size
@@ -73,14 +102,15 @@ class _TrainBatch:
     return order[start:start + self.local_batch_size]
 
   def __call__(self, step: int) -> dict[str, np.ndarray]:
-    return _read(self.source, self.spec, self.indices(step))
+    return _read(self.source, self.spec, self.indices(step), self.image_size)
 
 
 class _EvalBatch:
   """Batch number -> this process's slice of that global evaluation batch, padded, with a mask."""
 
-  def __init__(self, source, spec: DatasetSpec, global_batch_size: int, sharding: Sharding):
-    self.source, self.spec = source, spec
+  def __init__(self, source, spec: DatasetSpec, global_batch_size: int, sharding: Sharding,
+               image_size: int = 0):
+    self.source, self.spec, self.image_size = source, spec, image_size
     self.global_batch_size = global_batch_size
     self.local_batch_size = local_batch_size(global_batch_size, sharding)
     self.offset = sharding.process_index * self.local_batch_size
@@ -88,7 +118,7 @@ class _EvalBatch:
   def __call__(self, batch: int) -> dict[str, np.ndarray]:
     positions = batch * self.global_batch_size + self.offset + np.arange(self.local_batch_size)
     mask = positions < self.spec.num_examples
-    out = _read(self.source, self.spec, np.where(mask, positions, 0))
+    out = _read(self.source, self.spec, np.where(mask, positions, 0), self.image_size)
     out["mask"] = mask
     return out
 
@@ -100,7 +130,7 @@ def num_eval_batches(num_examples: int, global_batch_size: int) -> int:
 
 def train_dataset(source: Sequence[Any], spec: DatasetSpec, global_batch_size: int, num_steps: int,
                   seed: int, sharding: Sharding = Sharding(), num_threads: int = 2,
-                  prefetch: int = 4) -> grain.IterDataset:
+                  prefetch: int = 4, image_size: int = 0) -> grain.IterDataset:
   """Training batches 0..num_steps-1 as a grain iterable with threaded reads.
 
   Args:
@@ -112,20 +142,22 @@ def train_dataset(source: Sequence[Any], spec: DatasetSpec, global_batch_size: i
     sharding: this process's index and the process count.
     num_threads: grain reader threads.
     prefetch: batches read ahead.
+    image_size: if > 0, every image is resized and centre-cropped to image_size x image_size on the host
+      (for datasets of varying image sizes, e.g. imagenet2012).
 
   Returns:
     A `grain.IterDataset`; its iterator's `get_state()`/`set_state()` give the resumable data position.
   """
-  reader = _TrainBatch(source, spec, global_batch_size, seed, sharding)
+  reader = _TrainBatch(source, spec, global_batch_size, seed, sharding, image_size)
   return grain.MapDataset.range(num_steps).map(reader).to_iter_dataset(
       grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch))
 
 
 def eval_dataset(source: Sequence[Any], spec: DatasetSpec, global_batch_size: int,
-                 sharding: Sharding = Sharding(), num_threads: int = 2,
-                 prefetch: int = 4) -> grain.IterDataset:
+                 sharding: Sharding = Sharding(), num_threads: int = 2, prefetch: int = 4,
+                 image_size: int = 0) -> grain.IterDataset:
   """One in-order pass over the split in padded global batches with a `mask` (see module docstring)."""
-  reader = _EvalBatch(source, spec, global_batch_size, sharding)
+  reader = _EvalBatch(source, spec, global_batch_size, sharding, image_size)
   num_batches = num_eval_batches(spec.num_examples, global_batch_size)
   return grain.MapDataset.range(num_batches).map(reader).to_iter_dataset(
       grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch))
