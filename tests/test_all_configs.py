@@ -1,4 +1,4 @@
-"""Every experiment config in configs/ loads, names a registered model and builds it at its input shape."""
+"""Every experiment config loads, names a registered model and builds it at the input shape it feeds."""
 
 import glob
 import os
@@ -10,16 +10,24 @@ from vision_jax import config_loading, models, tasks
 from vision_jax.data.datasets import DatasetSpec
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = sorted(p for p in glob.glob(os.path.join(REPO, "configs", "*.py"))
+CONFIGS = sorted(os.path.basename(p) for p in glob.glob(os.path.join(REPO, "configs", "*.py"))
                  if os.path.basename(p) not in ("__init__.py", "common.py"))
 STORED_SHAPE = {"mnist_embedded": (28, 28, 1), "cifar10": (32, 32, 3), "imagenet2012": (500, 375, 3)}
+FAMILIES = ["lenet5", "little_vgg", "alexnet", "vgg16", "resnet18_cifar", "resnet50", "googlenet", "inception_v3",
+            "xception", "mobilenet_v1", "mobilenet_v2", "efficientnet_b0", "densenet121", "nin", "simple_cnn"]
+IMAGENET = ["alexnet", "vgg16", "resnet50", "googlenet", "inception_v3", "xception", "mobilenet_v1",
+            "mobilenet_v2", "efficientnet_b0", "densenet121"]
+CASES = ([(c, "") for c in CONFIGS] + [("digits.py", f"model={m}") for m in FAMILIES]
+         + [("cifar10.py", f"model={m}") for m in ("little_vgg", "resnet18_cifar", "nin", "simple_cnn")]
+         + [("imagenet2012.py", f"model={m}") for m in IMAGENET])
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
-def test_config_builds_its_model(path):
-  config = config_loading.load_config(path)
-  smoke = config_loading.load_config(path + ":smoke")
-  assert smoke.num_train_steps > 0
+@pytest.mark.parametrize("name,arg", CASES, ids=[f"{c}:{a}" for c, a in CASES])
+def test_config_builds_its_model(name, arg):
+  path = os.path.join(REPO, "configs", name)
+  config = config_loading.load_config(f"{path}:{arg}" if arg else path)
+  smoke = config_loading.load_config(f"{path}:{arg},smoke" if arg else f"{path}:smoke")
+  assert 0 < smoke.num_train_steps <= 20
   assert config.model.name in models.names()
   shape = STORED_SHAPE[config.dataset.name]
   if config.input.image_size:
@@ -27,4 +35,5 @@ def test_config_builds_its_model(path):
   spec = DatasetSpec(config.dataset.name, "train", 1000, shape, 10, tuple(map(str, range(10))))
   task = tasks.get(config, spec)
   variables = jax.eval_shape(task.init_variables, jax.random.PRNGKey(0))
-  assert "params" in variables
+  logits = jax.eval_shape(lambda v: task.model.apply(v, jax.numpy.zeros((2,) + task.input_shape())), variables)
+  assert logits.shape == (2, 10)
