@@ -53,7 +53,11 @@ def _assert_identical(a, b):
     np.testing.assert_array_equal(x, y)
 
 
-@pytest.mark.parametrize("kill_at", [random.Random(0).randrange(6, STEPS - 2) for _ in range(2)])
+_RNG = random.Random(0)
+KILL_POINTS = [_RNG.randrange(6, STEPS - 2) for _ in range(8)]  # random steps, fixed across runs
+
+
+@pytest.mark.parametrize("kill_at", [*KILL_POINTS[:2], *(pytest.param(k, marks=pytest.mark.slow) for k in KILL_POINTS[2:])])
 def test_sigkill_then_resume_is_bit_identical(reference, data_dir, tmp_path, kill_at):
   code, _ = _run_until(data_dir, str(tmp_path), kill_at, signal.SIGKILL)
   assert code == -signal.SIGKILL
