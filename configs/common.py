@@ -82,6 +82,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.dataset.train_split = "train"
   c.dataset.eval_split = "test"
   c.dataset.data_dir = ""  # "" -> $TFDS_DATA_DIR or ~/tensorflow_datasets
+  c.dataset.classes = ""  # e.g. "5,6,7,8,9": keep these classes, relabelled 0..4 (vision_jax.data.subsets)
+  c.dataset.examples_per_class = 0  # > 0: that many training examples per class; 0 -> all
+  c.dataset.subset_seed = 0  # which examples examples_per_class draws (independent of `seed`)
 
   c.input = ml_collections.ConfigDict()
   c.input.batch_size = 128  # global, over all devices and processes
@@ -139,6 +142,16 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.predict = ml_collections.ConfigDict()
   c.predict.top_k = 3
+
+  c.transfer = ml_collections.ConfigDict()  # vision_jax.transfer; patterns are regexes over "a/b/kernel" paths
+  c.transfer.init_from = ""  # workdir of one of our runs (its best/, else newest checkpoint)
+  c.transfer.init_from_keras = ""  # Keras 3 weights file (vision_jax.interop.keras)
+  c.transfer.init_from_torch = ""  # torchvision state dict (vision_jax.interop.torch)
+  c.transfer.head = ""  # re-initialized pattern; "" -> the last module, only where its shape differs
+  c.transfer.freeze = ""  # parameters matching this get no updates
+  c.transfer.trainable = ""  # if set, only parameters matching this are trained
+  c.transfer.backbone_lr_factor = 1.0  # update multiplier of trainable parameters outside the head
+  c.transfer.freeze_batch_stats = True  # batch-norm statistics of fully frozen layers stay fixed
   return c
 
 

@@ -25,9 +25,9 @@ import ml_collections
 import numpy as np
 
 from vision_jax import callbacks as callbacks_lib
-from vision_jax import metric_writers, optim, parallel, plots, tasks
+from vision_jax import metric_writers, optim, parallel, plots, tasks, transfer
 from vision_jax.checkpoint import Checkpointer, model_identity
-from vision_jax.data import datasets, pipeline
+from vision_jax.data import datasets, pipeline, subsets
 from vision_jax.errors import ConfigError, TrainingDivergedError
 from vision_jax.progress import Progress
 from vision_jax.train_state import TrainState
@@ -62,6 +62,8 @@ def setup(config: ml_collections.ConfigDict, workdir: str) -> Setup:
   data_dir = config.dataset.data_dir or None
   train_source, train_spec = datasets.load(config.dataset.name, config.dataset.train_split, data_dir)
   eval_source, eval_spec = datasets.load(config.dataset.name, config.dataset.eval_split, data_dir)
+  train_source, train_spec = subsets.from_config(config.dataset, train_source, train_spec, train=True)
+  eval_source, eval_spec = subsets.from_config(config.dataset, eval_source, eval_spec, train=False)
   if config.input.image_size > 0:  # images are resized on the host to a fixed square
     size = config.input.image_size
     train_spec = dataclasses.replace(train_spec, image_shape=(size, size, train_spec.image_shape[-1]))
@@ -77,12 +79,13 @@ def setup(config: ml_collections.ConfigDict, workdir: str) -> Setup:
   schedule = optim.make_schedule(config.schedule, config.optimizer.learning_rate, total_steps, steps_per_epoch)
   tx = optim.make_optimizer(config.optimizer, schedule)
   init_rng, train_rng = jax.random.split(jax.random.PRNGKey(config.seed))
+  replicated = parallel.replicated(mesh)
+  tx, pretrained_init = transfer.prepare(config, task, tx, init_rng, train_rng, replicated)
 
   def init_fn():
     return TrainState.create(task.init_variables(init_rng), tx, train_rng)
 
-  replicated = parallel.replicated(mesh)
-  init_state = jax.jit(init_fn, out_shardings=replicated)
+  init_state = pretrained_init or jax.jit(init_fn, out_shardings=replicated)
   abstract_state = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated),
                                 jax.eval_shape(init_fn))
   identity = model_identity(config.model.name, task.num_classes, abstract_state.params)
