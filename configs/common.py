@@ -146,6 +146,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.transfer = ml_collections.ConfigDict()  # vision_jax.transfer; patterns are regexes over "a/b/kernel" paths
   c.transfer.init_from = ""  # workdir of one of our runs (its best/, else newest checkpoint)
   c.transfer.init_from_keras = ""  # Keras 3 weights file (vision_jax.interop.keras)
+  c.compile = ml_collections.ConfigDict()
+  c.compile.xla_cpu_tuning = True  # CPU only: Eigen convolutions, materialized conv inputs (vision_jax/xla_cpu.py)
+
   c.transfer.init_from_torch = ""  # torchvision state dict (vision_jax.interop.torch)
   c.transfer.head = ""  # re-initialized pattern; "" -> the last module, only where its shape differs
   c.transfer.freeze = ""  # parameters matching this get no updates

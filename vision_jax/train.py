@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import os
 import signal
@@ -25,7 +24,7 @@ import ml_collections
 import numpy as np
 
 from vision_jax import callbacks as callbacks_lib
-from vision_jax import metric_writers, optim, parallel, plots, tasks, transfer
+from vision_jax import metric_writers, optim, parallel, plots, tasks, transfer, xla_cpu
 from vision_jax.checkpoint import Checkpointer, model_identity
 from vision_jax.data import datasets, pipeline, subsets
 from vision_jax.errors import ConfigError, TrainingDivergedError
@@ -95,9 +94,21 @@ def setup(config: ml_collections.ConfigDict, workdir: str) -> Setup:
                total_steps, schedule, tx, init_state, abstract_state, checkpointer)
 
 
+def _train_step_body(s: Setup):
+  """The task's train step with the optimizer bound and, on CPU, materialized convolution inputs."""
+  tuned = xla_cpu.tuning_enabled(s.config.compile.xla_cpu_tuning)
+
+  def step(state, batch):
+    with xla_cpu.conv_input_barriers(tuned):
+      return s.task.train_step(state, batch, tx=s.tx)
+
+  return step
+
+
 def _compile_eval_step(s: Setup):
-  return jax.jit(s.task.eval_step, in_shardings=(parallel.replicated(s.mesh), parallel.batch_sharded(s.mesh)),
-                 out_shardings=parallel.replicated(s.mesh))
+  return xla_cpu.jit_step(s.task.eval_step, s.config.compile.xla_cpu_tuning,
+                          in_shardings=(parallel.replicated(s.mesh), parallel.batch_sharded(s.mesh)),
+                          out_shardings=parallel.replicated(s.mesh))
 
 
 def run_evaluation(s: Setup, eval_step, state: TrainState) -> dict[str, Any]:
@@ -174,8 +185,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   # 3. Compiled steps.
   replicated, batch_sharding = parallel.replicated(s.mesh), parallel.batch_sharded(s.mesh)
-  train_step = jax.jit(functools.partial(s.task.train_step, tx=s.tx), in_shardings=(replicated, batch_sharding),
-                       out_shardings=(replicated, replicated), donate_argnums=0)
+  train_step = xla_cpu.jit_step(_train_step_body(s), cfg.compile.xla_cpu_tuning,
+                                in_shardings=(replicated, batch_sharding), out_shardings=(replicated, replicated),
+                                donate_argnums=0)
   eval_step = _compile_eval_step(s)
 
   # 4. Loop.

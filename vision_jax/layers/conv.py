@@ -16,6 +16,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vision_jax.layers import pooling
+
 Padding = Union[str, int, Sequence[tuple[int, int]]]
 Activation = Optional[Callable[[jax.Array], jax.Array]]
 
@@ -167,10 +169,14 @@ def _pool_pads(n: int, window: int, stride: int, pad: int, ceil_mode: bool) -> t
 def max_pool(x: jax.Array, window: int, stride: int, padding: Union[str, int] = 0,
              ceil_mode: bool = False) -> jax.Array:
   """Max pooling over [N, H, W, C] with PyTorch (int padding, `ceil_mode`) or Keras ("SAME"/"VALID") rules."""
-  if isinstance(padding, str):
-    return nn.max_pool(x, (window, window), (stride, stride), padding)
-  pads = [_pool_pads(n, window, stride, padding, ceil_mode) for n in x.shape[1:3]]
-  return nn.max_pool(x, (window, window), (stride, stride), pads)
+  windows, strides = (window, window), (stride, stride)
+  if padding == "SAME":
+    pads = pooling.same_pads(x.shape[1:3], windows, strides)
+  elif padding == "VALID":
+    pads = [(0, 0), (0, 0)]
+  else:
+    pads = [_pool_pads(n, window, stride, padding, ceil_mode) for n in x.shape[1:3]]
+  return pooling.max_pool_2d(x, windows, strides, pads)
 
 
 def avg_pool(x: jax.Array, window: int, stride: int, padding: Union[str, int] = 0,

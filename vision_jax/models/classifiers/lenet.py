@@ -17,7 +17,12 @@ import jax
 import jax.numpy as jnp
 
 from vision_jax.errors import UserError
+from vision_jax.layers import pooling
 from vision_jax.models.registry import register_factory
+
+
+def _max_pool(x: jax.Array, window: tuple[int, int], strides: tuple[int, int]) -> jax.Array:
+  return pooling.max_pool_2d(x, window, strides, [(0, 0), (0, 0)])
 
 
 class LeNet5(nn.Module):
@@ -48,7 +53,7 @@ class LeNet5(nn.Module):
           f"LeNet-5 ({'classic' if self.first_conv_padding == 'VALID' else 'ReLU'} form) expects images "
           f"[N, {self.input_size}, {self.input_size}, C], got shape {tuple(images.shape)}; resize or pad the "
           "input (e.g. the 'pad' data op) or pick the other LeNet-5 form.")
-    pool = {"avg": nn.avg_pool, "max": nn.max_pool}[self.pooling]
+    pool = {"avg": nn.avg_pool, "max": _max_pool}[self.pooling]
     conv = functools.partial(nn.Conv, kernel_size=(5, 5), dtype=self.dtype)
     x = images.astype(self.dtype)
     x = self.activation(conv(6, padding=self.first_conv_padding, name="conv1")(x))  # 28x28x6
