@@ -134,9 +134,17 @@ class ClassificationTask:
     return sums
 
   def reduce_eval(self, sums: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Summed eval statistics over all batches -> metrics (means) plus the confusion matrix."""
+    """Summed eval statistics over all batches -> metrics.
+
+    Returns:
+      Means of `metric_names`, `num_examples`, `macro_f1`, the [K, K] `confusion` matrix and [K] arrays
+      `per_class_precision`, `per_class_recall`, `per_class_f1`, `per_class_support`.
+    """
     count = float(sums["count"])
     metrics = {k: float(sums[k]) / count for k in self.metric_names}
     metrics["num_examples"] = int(round(count))
     metrics["confusion"] = np.asarray(sums["confusion"]).round().astype(np.int64)
     return metrics
+    per_class = cls_metrics.precision_recall_f1(metrics["confusion"])
+    metrics["macro_f1"] = float(np.mean(per_class["f1"]))
+    metrics.update({f"per_class_{k}": v for k, v in per_class.items()})

@@ -1,0 +1,53 @@
+"""The benchmark measures what it claims: peers mirror our architectures, and the harness runs end to end."""
+
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from vision_jax import models
+from vision_jax.bench import ours, peer_keras, peer_torch, worker
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+_SHAPES = {"lenet5_relu": (28, 1), "simple_cnn": (32, 3), "resnet18_cifar": (32, 3)}
+
+
+def _our_param_count(name: str) -> int:
+  size, channels = _SHAPES[name]
+  variables = jax.eval_shape(lambda: models.get(name, num_classes=10).init(
+      jax.random.PRNGKey(0), np.zeros((1, size, size, channels), np.float32)))
+  return sum(int(np.prod(v.shape)) for v in jax.tree.leaves(variables["params"]))
+
+
+@pytest.mark.parametrize("name", sorted(_SHAPES))
+def test_keras_peer_has_our_architecture(name):
+  import keras  # pylint: disable=g-import-not-at-top
+  size, channels = _SHAPES[name]
+  net = peer_keras._build(keras, name, (size, size, channels), 10)  # pylint: disable=protected-access
+  trainable = sum(int(np.prod(w.shape)) for w in net.trainable_weights)
+  assert trainable == _our_param_count(name)
+
+
+@pytest.mark.parametrize("name", sorted(_SHAPES))
+def test_torch_peer_has_our_architecture(name):
+  torch = pytest.importorskip("torch")
+  size, channels = _SHAPES[name]
+  net = peer_torch._build(name, channels, 10)  # pylint: disable=protected-access
+  net(torch.zeros(1, channels, size, size))  # materialize lazy layers
+  assert sum(p.numel() for p in net.parameters()) == _our_param_count(name)
+
+
+def test_our_step_figures_are_finite_and_positive():
+  figures = ours.bench_model("lenet5_relu", batch=16, resolution=28, channels=1, dtype="float32", steps=2,
+                             warmup=1, tuned=True)
+  for key in ("train_images_per_sec", "eval_images_per_sec", "compile_sec", "peak_host_mib"):
+    assert np.isfinite(figures[key]) and figures[key] > 0
+
+
+def test_worker_prints_one_json_result(capsys):
+  worker.main(["--framework=keras", "--model=lenet5_relu", "--batch=8", "--resolution=28", "--channels=1",
+               "--steps=1", "--warmup=1"])
+  lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("BENCH_RESULT ")]
+  assert len(lines) == 1 and '"train_images_per_sec"' in lines[0]

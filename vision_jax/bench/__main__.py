@@ -1,0 +1,109 @@
+"""Runs the benchmark suite and prints a table of ours vs peers, with ratios; writes JSON.
+
+    python -m vision_jax.bench                       # lenet5_relu b256, simple_cnn b128, resnet18_cifar b128,
+                                                     # keras_resnet50 224x224 b32, input pipeline, detection ops
+    python -m vision_jax.bench --models=lenet5_relu --peers=torch --steps=20 --json=bench.json
+    python -m vision_jax.bench --compare_untuned     # also ours without the XLA:CPU fixes (before/after)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+from absl import app, flags
+
+from vision_jax.bench import peer_keras, peer_torch
+
+# name -> (batch, resolution, channels, timed steps)
+DEFAULT_SUITE = {"lenet5_relu": (256, 28, 1, 30), "simple_cnn": (128, 32, 3, 10),
+                 "resnet18_cifar": (128, 32, 3, 6), "keras_resnet50": (32, 224, 3, 3)}
+
+_MODELS = flags.DEFINE_list("models", list(DEFAULT_SUITE), "registered model names to benchmark")
+_BATCH = flags.DEFINE_integer("batch", 0, "batch size (0: the suite's per-model default)")
+_RESOLUTION = flags.DEFINE_integer("resolution", 0, "square input size (0: per-model default)")
+_DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "computation dtype")
+_STEPS = flags.DEFINE_integer("steps", 0, "timed steps (0: per-model default); the median is reported")
+_PEERS = flags.DEFINE_list("peers", ["torch", "keras"], "peer frameworks to run when installed")
+_UNTUNED = flags.DEFINE_bool("compare_untuned", False, "also run ours without vision_jax.xla_cpu fixes")
+_PIPELINE = flags.DEFINE_bool("pipeline", True, "measure the input pipeline on the embedded digits")
+_OPS = flags.DEFINE_bool("ops", True, "time NMS and RoIAlign (vision_jax.ops.bench_ops)")
+_JSON = flags.DEFINE_string("json", "bench_results.json", "where to write all figures")
+
+
+def _run_worker(framework: str, **kwargs: Any) -> dict[str, Any]:
+  cmd = [sys.executable, "-m", "vision_jax.bench.worker", f"--framework={framework}"]
+  for key, value in kwargs.items():
+    if value is True:
+      cmd.append(f"--{key}")
+    elif value is not False and value is not None:
+      cmd.append(f"--{key}={value}")
+  proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+  for line in proc.stdout.splitlines():
+    if line.startswith("BENCH_RESULT "):
+      return json.loads(line[len("BENCH_RESULT "):])
+  tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+  return {"error": tail}
+
+
+def _installed(module: str) -> bool:
+  return importlib.util.find_spec(module) is not None
+
+
+def _peer_frameworks(model: str) -> list[str]:
+  has = {"torch": peer_torch.MODELS, "keras": peer_keras.MODELS}
+  return [p for p in _PEERS.value if p in has and model in has[p] and _installed(p)]
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+  return f"{value:,.{digits}f}" if isinstance(value, (int, float)) else "-"
+
+
+def main(argv: list[str]) -> None:
+  del argv
+  rows, results = [], {"train": [], "pipeline": None, "ops": None}
+  for model in _MODELS.value:
+    batch, resolution, channels, steps = DEFAULT_SUITE.get(model, (32, 32, 3, 5))
+    shape = dict(model=model, batch=_BATCH.value or batch, resolution=_RESOLUTION.value or resolution,
+                 channels=channels, dtype=_DTYPE.value, steps=_STEPS.value or steps)
+    runs = {"ours": _run_worker("ours", **shape)}
+    if _UNTUNED.value:
+      runs["ours_untuned"] = _run_worker("ours", no_tuning=True, **shape)
+    for peer in _peer_frameworks(model):
+      runs[peer] = _run_worker(peer, **shape)
+    results["train"].append({"shape": shape, "runs": runs})
+    ours = runs["ours"].get("train_images_per_sec")
+    for name, run in runs.items():
+      rate = run.get("train_images_per_sec")
+      ratio = ours / rate if ours and rate and name != "ours" else None
+      rows.append((model, f"b{shape['batch']} {shape['resolution']}px {shape['dtype']}", name,
+                   _fmt(rate), _fmt(run.get("eval_images_per_sec")), _fmt(run.get("compile_sec")),
+                   _fmt(run.get("first_step_sec")), _fmt(run.get("peak_host_mib"), 0),
+                   _fmt(ratio, 2) if ratio else ("" if name == "ours" else "-"), run.get("error", "")))
+  header = ("model", "shape", "framework", "train img/s", "eval img/s", "compile s", "1st step s", "peak MiB",
+            "ours/peer", "error")
+  widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+  for row in [header] + rows:
+    print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
+  if _PIPELINE.value:
+    results["pipeline"] = _run_worker("pipeline", batch=256, steps=100)
+    fastest = max((r["runs"]["ours"].get("train_images_per_sec") or 0) for r in results["train"]) or None
+    rate = results["pipeline"].get("pipeline_images_per_sec")
+    print(f"\ninput pipeline (embedded digits, batch 256): {_fmt(rate)} images/s"
+          + (f" = {rate / fastest:.1f}x the fastest train step above" if rate and fastest else ""))
+  if _OPS.value:
+    proc = subprocess.run([sys.executable, "-m", "vision_jax.ops.bench_ops", "--repeats", "3"],
+                          capture_output=True, text=True, check=False)
+    results["ops"] = proc.stdout
+    print("\ndetection ops (python -m vision_jax.ops.bench_ops):\n" + proc.stdout.rstrip())
+  with open(_JSON.value, "w") as f:
+    json.dump(results, f, indent=1)
+  print(f"\nwrote {os.path.abspath(_JSON.value)}")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,40 @@
+"""Timing and memory helpers shared by our benchmark worker and the peers."""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import sys
+import time
+from typing import Any, Callable
+
+
+def time_steps(step: Callable[[], Any], sync: Callable[[Any], Any], warmup: int, steps: int) -> dict[str, float]:
+  """Times `steps` calls of `step` after `warmup` calls, synchronizing after each.
+
+  Args:
+    step: runs one step and returns something `sync` can wait on.
+    sync: blocks until a step's result is ready (e.g. `jax.block_until_ready`).
+    warmup: untimed calls first (the first one includes compilation; its time is reported separately).
+    steps: timed calls.
+
+  Returns:
+    {"first_step_sec", "median_step_sec", "min_step_sec"}.
+  """
+  t = time.perf_counter()
+  sync(step())
+  first = time.perf_counter() - t
+  for _ in range(max(warmup - 1, 0)):
+    sync(step())
+  times = []
+  for _ in range(steps):
+    t = time.perf_counter()
+    sync(step())
+    times.append(time.perf_counter() - t)
+  return {"first_step_sec": first, "median_step_sec": statistics.median(times), "min_step_sec": min(times)}
+
+
+def peak_host_memory_mib() -> float:
+  """Peak resident memory of this process so far, MiB."""
+  peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+  return peak / 2**20 if sys.platform == "darwin" else peak / 1024
