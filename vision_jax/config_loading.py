@@ -11,12 +11,13 @@ import ast
 import importlib.util
 import os
 import sys
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import ml_collections
+from absl import flags
 
 from vision_jax.configs.common import typed_value
-from vision_jax.errors import ConfigError
+from vision_jax.errors import ConfigError, UserError
 
 OVERRIDE_PREFIX = "--config."
 
@@ -104,3 +105,24 @@ def split_overrides(argv: Sequence[str]) -> tuple[list[str], list[tuple[str, str
     else:
       rest.append(arg)
   return rest, overrides
+
+
+def flags_parser(overrides: list[tuple[str, str]]) -> Callable[[list[str]], list[str]]:
+  """An absl `flags_parser` that collects `--config.a.b=v` arguments into `overrides` and parses the rest.
+
+  A bad flag or override is one `error:` line on stderr and exit status 2.
+  """
+
+  def parse(argv: list[str]) -> list[str]:
+    try:
+      argv, found = split_overrides(argv)
+      overrides.extend(found)
+      return flags.FLAGS(argv)
+    except flags.Error as e:
+      sys.stderr.write(f"error: {str(e).splitlines()[0].strip(chr(34)) if str(e) else e!r}\n")
+      sys.exit(2)
+    except UserError as e:
+      sys.stderr.write(f"error: {e}\n")
+      sys.exit(2)
+
+  return parse

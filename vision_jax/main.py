@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
+import numpy as np
 from absl import app, flags, logging
 
 from vision_jax import config_loading
@@ -21,6 +22,9 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory for checkpoints, 
                                "(default: runs/<config name>).")
 _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "predict"], "What to do.")
 _IMAGES = flags.DEFINE_list("images", [], "Image files (PNG/JPEG) for --mode=predict.")
+_ENSEMBLE = flags.DEFINE_multi_string(
+    "ensemble", [], "--mode=eval: another run to average with --workdir's, as DIR (same --config) or "
+    "DIR@CONFIG[:args]; repeat the flag for more members. --config.* overrides apply to every member.")
 _COORDINATOR = flags.DEFINE_string("coordinator_address", "", "host:port of process 0 for multi-process runs.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", 1, "Number of processes (with --coordinator_address).")
 _PROCESS_ID = flags.DEFINE_integer("process_id", 0, "This process's index (with --coordinator_address).")
@@ -41,10 +45,7 @@ def _run(argv) -> None:
   import jax  # pylint: disable=import-outside-toplevel
   from vision_jax import train  # pylint: disable=import-outside-toplevel
 
-  config = config_loading.load_config(_CONFIG.value or _default_config_path())
-  for key, value in _OVERRIDES:
-    config_loading.apply_override(config, key, value)
-  config.lock()
+  config = _load_config(_CONFIG.value or _default_config_path())
   name = os.path.splitext(os.path.basename(config_loading.split_path_and_arg(_CONFIG.value or "mnist_lenet.py")[0]))[0]
   workdir = _WORKDIR.value or os.path.join("runs", name)
   chief = jax.process_index() == 0
@@ -57,16 +58,41 @@ def _run(argv) -> None:
             f"{summary['train_images_per_sec']:,.0f} train images/s; final eval: {shown}; "
             f"outputs in {workdir}")
   elif _MODE.value == "eval":
-    metrics = train.evaluate(config, workdir)
-    if chief:
-      shown = " ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k not in ("confusion", "num_examples", "step"))
-      print(f"eval of step {metrics['step']} on {metrics['num_examples']} examples: {shown}")
+    _evaluate(config, workdir, chief)
   else:
     from vision_jax import predict  # pylint: disable=import-outside-toplevel
     for result in predict.predict(config, workdir, _IMAGES.value):
       if chief:
         top = ", ".join(f"{name} {p:.3f}" for name, p in result["top_k"])
         print(f"{result['path']}: {top}")
+
+
+def _load_config(spec: str):
+  config = config_loading.load_config(spec)
+  for key, value in _OVERRIDES:
+    config_loading.apply_override(config, key, value)
+  config.lock()
+  return config
+
+
+def _evaluate(config, workdir: str, chief: bool) -> None:
+  """--mode=eval: one run or an ensemble, with the TTA of config.eval; writes eval.json, misclassified.png."""
+  from vision_jax.evaluation import classification, ensemble  # pylint: disable=import-outside-toplevel
+  members = [(config, workdir)]
+  for text in _ENSEMBLE.value:
+    member_dir, _, spec = text.partition("@")
+    members.append((_load_config(spec) if spec else config, member_dir))
+  result = ensemble.evaluate(members)
+  if not chief:
+    return
+  metrics = result.metrics
+  shown = " ".join(f"{k} {v:.4f}" for k, v in metrics.items() if np.ndim(v) == 0 and k != "num_examples")
+  for member in result.members:
+    print(f"{member['workdir']} (step {member['step']}, tta {member['tta']}): accuracy {member['accuracy']:.4f}")
+  what = f"ensemble of {len(members)} runs" if len(members) > 1 else f"eval of step {result.members[0]['step']}"
+  print(classification.format_per_class(classification.per_class_report(metrics, result.setup.eval_spec.class_names)))
+  print(f"{what} on {metrics['num_examples']} examples: {shown}")
+  print(f"wrote {', '.join(ensemble.write_outputs(result, workdir))}")
 
 
 def main(argv) -> None:
@@ -84,18 +110,7 @@ def main(argv) -> None:
 _OVERRIDES: list[tuple[str, str]] = []
 
 
-def _flags_parser(argv):
-  """Parses flags (config overrides apart); a bad flag is one line on stderr and exit status 2."""
-  try:
-    argv, overrides = config_loading.split_overrides(argv)
-    _OVERRIDES.extend(overrides)
-    return flags.FLAGS(argv)
-  except flags.Error as e:
-    sys.stderr.write(f"error: {str(e).splitlines()[0].strip(chr(34)) if str(e) else e!r}\n")
-    sys.exit(2)
-  except UserError as e:
-    sys.stderr.write(f"error: {e}\n")
-    sys.exit(2)
+_flags_parser = config_loading.flags_parser(_OVERRIDES)  # parses flags, config overrides apart
 
 
 def run_main() -> None:

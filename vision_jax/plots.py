@@ -1,4 +1,4 @@
-"""PNG plots of a run: loss/accuracy curves and the confusion matrix (matplotlib, Agg backend)."""
+"""PNG plots of a run: loss/accuracy curves, the confusion matrix and misclassified examples (matplotlib, Agg)."""
 
 from __future__ import annotations
 
@@ -56,5 +56,49 @@ def plot_confusion_matrix(confusion: np.ndarray, class_names: Sequence[str], pat
   accuracy = np.trace(confusion) / max(confusion.sum(), 1)
   ax.set_title(f"confusion matrix (accuracy {accuracy:.4f})")
   fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def misclassified_figure(images: np.ndarray, true_names: Sequence[str], predicted_names: Sequence[str],
+                         confidences: Sequence[float] | None = None, cols: int = 6):
+  """A grid of images, one cell each, titled "true T / pred P" (and the predicted probability if given).
+
+  Args:
+    images: [M, H, W, C] uint8 or float in [0, 1]; C is 1 (drawn in gray) or 3.
+    true_names: M true class names.
+    predicted_names: M predicted class names.
+    confidences: optional M probabilities of the predicted classes.
+    cols: cells per row.
+
+  Returns:
+    The matplotlib figure (one axes per cell; close it with `plt.close`).
+  """
+  count = len(images)
+  cols = max(1, min(cols, count))
+  rows = max(1, -(-count // cols))
+  fig, axes = plt.subplots(rows, cols, figsize=(1.7 * cols, 1.9 * rows), squeeze=False)
+  for i, ax in enumerate(axes.flat):
+    ax.axis("off")
+    if i >= count:
+      continue
+    image = np.asarray(images[i])
+    gray = image.shape[-1] == 1
+    ax.imshow(image[..., 0] if gray else image, cmap="gray" if gray else None, vmin=0,
+              vmax=255 if image.dtype == np.uint8 else 1.0)
+    title = f"true {true_names[i]}\npred {predicted_names[i]}"
+    if confidences is not None:
+      title += f" ({confidences[i]:.2f})"
+    ax.set_title(title, fontsize=7)
+  fig.tight_layout()
+  return fig
+
+
+def plot_misclassified(images: np.ndarray, true_names: Sequence[str], predicted_names: Sequence[str], path: str,
+                       confidences: Sequence[float] | None = None, cols: int = 6) -> None:
+  """Writes `misclassified_figure(...)` as a PNG (nothing is written for zero images)."""
+  if len(images) == 0:
+    return
+  fig = misclassified_figure(images, true_names, predicted_names, confidences, cols)
   fig.savefig(path, dpi=100)
   plt.close(fig)

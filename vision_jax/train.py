@@ -28,6 +28,7 @@ from vision_jax import metric_writers, optim, parallel, plots, tasks, transfer, 
 from vision_jax.checkpoint import Checkpointer, model_identity
 from vision_jax.data import datasets, pipeline, subsets
 from vision_jax.errors import ConfigError, TrainingDivergedError
+from vision_jax.evaluation import classification as cls_metrics
 from vision_jax.progress import Progress
 from vision_jax.train_state import TrainState
 
@@ -111,14 +112,19 @@ def _compile_eval_step(s: Setup):
                           out_shardings=parallel.replicated(s.mesh))
 
 
-def run_evaluation(s: Setup, eval_step, state: TrainState) -> dict[str, Any]:
-  """One pass over the eval split (every example exactly once); returns the task's metrics."""
+def eval_batches(s: Setup):
+  """One in-order pass over the eval split as padded global batches ({"image", "label", "mask"})."""
   dataset = pipeline.eval_dataset(s.eval_source, s.eval_spec, s.config.input.eval_batch_size,
                                   parallel.process_sharding(), s.config.input.num_threads, s.config.input.prefetch,
                                   s.config.input.image_size)
+  return (parallel.global_batch(local_batch, s.mesh) for local_batch in dataset)
+
+
+def run_evaluation(s: Setup, eval_step, state: TrainState) -> dict[str, Any]:
+  """One pass over the eval split (every example exactly once); returns the task's metrics."""
   totals = None
-  for local_batch in dataset:
-    sums = eval_step(state, parallel.global_batch(local_batch, s.mesh))
+  for batch in eval_batches(s):
+    sums = eval_step(state, batch)
     totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
   return s.task.reduce_eval(jax.tree.map(np.asarray, totals))
 
@@ -285,17 +291,24 @@ def _write_reports(workdir: str, summary: dict[str, Any], last_eval: dict[str, A
     plots.plot_curves(metric_writers.read_csv(csv_path), os.path.join(workdir, "curves.png"))
   if "confusion" in last_eval:
     plots.plot_confusion_matrix(last_eval["confusion"], class_names, os.path.join(workdir, "confusion_matrix.png"))
+  if "per_class_f1" in last_eval:
+    summary["per_class"] = cls_metrics.per_class_report(last_eval, class_names)
   metric_writers.write_json(os.path.join(workdir, "summary.json"), summary)
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Restores the best (else newest) checkpoint in `workdir` and evaluates it on the eval split."""
   s = setup(config, workdir)
+  state = restore_for_eval(s, workdir)
+  metrics = run_evaluation(s, _compile_eval_step(s), state)
+  metrics["step"] = int(state.step)
+  return metrics
+
+
+def restore_for_eval(s: Setup, workdir: str) -> TrainState:
+  """The best (else newest) checkpoint of `workdir`; raises ConfigError when there is none."""
   restored = s.checkpointer.restore_for_eval(s.abstract_state)
   s.checkpointer.close()
   if restored is None:
     raise ConfigError(f"no checkpoint in {workdir}; train first (--mode=train) or point --workdir at a run")
-  state, _ = restored
-  metrics = run_evaluation(s, _compile_eval_step(s), state)
-  metrics["step"] = int(state.step)
-  return metrics
+  return restored[0]

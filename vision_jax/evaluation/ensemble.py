@@ -1,0 +1,167 @@
+"""Evaluation from per-example class probabilities: one run, an ensemble of runs, with or without TTA.
+
+An ensemble averages the class probabilities of its members (checkpoints of several seeds, models or recipes
+trained on the same dataset). Each member's probabilities are themselves averaged over the test-time views
+chosen by its `config.eval` (`vision_jax.evaluation.tta`); one member with `eval.tta="none"` is the plain
+evaluation. This is what `python -m vision_jax.main --mode=eval [--ensemble=DIR ...]` runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Sequence
+
+import jax
+import ml_collections
+import numpy as np
+
+from vision_jax import metric_writers, parallel, plots, train
+from vision_jax.data import pipeline
+from vision_jax.errors import ConfigError
+from vision_jax.evaluation import classification as cls_metrics
+from vision_jax.evaluation import tta
+
+
+@dataclasses.dataclass
+class EvalResult:
+  """What `evaluate` returns.
+
+  Attributes:
+    metrics: loss (NLL of the averaged probabilities), accuracy, top5_accuracy (K > 5), macro_f1,
+      num_examples, confusion [K, K] and per_class_{precision,recall,f1,support} [K].
+    probabilities: [N, K] averaged class probabilities of the eval split, in split order.
+    labels: [N] true classes.
+    members: one dict per member: workdir, model, step, tta, accuracy.
+    setup: the first member's `train.Setup` (eval source, spec and config, for drawing examples).
+  """
+
+  metrics: dict[str, Any]
+  probabilities: np.ndarray
+  labels: np.ndarray
+  members: list[dict[str, Any]]
+  setup: train.Setup
+
+
+def split_probabilities(s: train.Setup, state: Any) -> tuple[np.ndarray, np.ndarray]:
+  """Class probabilities of every eval example, averaged over the TTA views of `s.config.eval`.
+
+  Returns:
+    ([N, K] float32 probabilities, [N] int labels), N the eval split size, in split order.
+  """
+  cfg = s.config.eval
+  height, width = s.eval_spec.image_shape[:2]
+  tta.check(cfg.tta, cfg.tta_pad, cfg.tta_crop, height, width)
+
+  def step(state, batch):
+    probs = tta.average_probabilities(lambda images: s.task.logits(state, images), batch["image"], cfg.tta,
+                                      cfg.tta_pad, cfg.tta_crop)
+    return probs, batch["label"], batch["mask"]
+
+  replicated = parallel.replicated(s.mesh)
+  step = jax.jit(step, in_shardings=(replicated, parallel.batch_sharded(s.mesh)), out_shardings=replicated)
+  probs, labels = [], []
+  for batch in train.eval_batches(s):
+    p, y, mask = jax.device_get(step(state, batch))
+    probs.append(p[mask])
+    labels.append(y[mask])
+  return np.concatenate(probs), np.concatenate(labels)
+
+
+def metrics_from_probabilities(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+  """Classification metrics of predicted probabilities (the keys of `ClassificationTask.reduce_eval`).
+
+  Args:
+    probabilities: [N, K] class probabilities.
+    labels: [N] true classes.
+
+  Returns:
+    loss (mean negative log-probability of the true class), accuracy, top5_accuracy (only when K > 5),
+    macro_f1, num_examples, confusion [K, K] (rows true) and per_class_{precision,recall,f1,support} [K].
+  """
+  probabilities = np.asarray(probabilities, np.float64)
+  n, k = probabilities.shape
+  order = np.argsort(-probabilities, axis=-1, kind="stable")  # ties go to the lower class, as argmax does
+  predicted = order[:, 0]
+  true_prob = probabilities[np.arange(n), labels]
+  metrics = {"loss": float(np.mean(-np.log(np.maximum(true_prob, np.finfo(np.float32).tiny)))),
+             "accuracy": float(np.mean(predicted == labels))}
+  if k > 5:
+    metrics["top5_accuracy"] = float(np.mean(np.any(order[:, :5] == labels[:, None], axis=-1)))
+  confusion = np.zeros((k, k), np.int64)
+  np.add.at(confusion, (labels, predicted), 1)
+  per_class = cls_metrics.precision_recall_f1(confusion)
+  metrics.update(num_examples=n, confusion=confusion, macro_f1=float(np.mean(per_class["f1"])))
+  metrics.update({f"per_class_{key}": value for key, value in per_class.items()})
+  return metrics
+
+
+def evaluate(members: Sequence[tuple[ml_collections.ConfigDict, str]]) -> EvalResult:
+  """Evaluates the average of the members' class probabilities on the eval split.
+
+  Args:
+    members: (config, workdir) pairs; each member's best (else newest) checkpoint is restored with its own
+      config (model, preprocessing, `eval.tta`). All must evaluate the same examples in the same order.
+
+  Raises:
+    ConfigError: no members, a workdir without a checkpoint, or members evaluating different data.
+  """
+  if not members:
+    raise ConfigError("an evaluation needs at least one run directory")
+  total, labels, first, described = None, None, None, []
+  for config, workdir in members:
+    s = train.setup(config, workdir)
+    state = train.restore_for_eval(s, workdir)
+    probs, member_labels = split_probabilities(s, state)
+    if first is None:
+      first, labels, total = s, member_labels, np.zeros_like(probs, np.float64)
+    elif probs.shape != total.shape or not np.array_equal(member_labels, labels):
+      raise ConfigError(f"ensemble member {workdir} evaluates {probs.shape[0]} examples of {probs.shape[1]} "
+                        f"classes unlike {members[0][1]} ({total.shape[0]} of {total.shape[1]}) or in another "
+                        "order; ensemble runs of the same dataset and eval split")
+    total += probs
+    described.append({"workdir": workdir, "model": config.model.name, "step": int(state.step),
+                      "tta": config.eval.tta, "accuracy": float(np.mean(np.argmax(probs, -1) == labels))})
+  average = (total / len(members)).astype(np.float32)
+  return EvalResult(metrics_from_probabilities(average, labels), average, labels, described, first)
+
+
+def _stored_images(s: train.Setup, indices: np.ndarray) -> np.ndarray:
+  """Eval-split images at `indices` as the pipeline feeds them (host resize included), [M, H, W, C]."""
+  images = [np.asarray(s.eval_source[int(i)][s.eval_spec.image_key]) for i in indices]
+  if s.config.input.image_size:
+    images = [pipeline.resize_and_center_crop(image, s.config.input.image_size) for image in images]
+  images = np.stack(images)
+  return images[..., None] if images.ndim == 3 else images
+
+
+def most_confident_mistakes(result: EvalResult, count: int) -> np.ndarray:
+  """Indices of up to `count` misclassified examples, highest predicted probability first."""
+  predicted = np.argmax(result.probabilities, -1)
+  wrong = np.flatnonzero(predicted != result.labels)
+  confidence = result.probabilities[wrong, predicted[wrong]]
+  return wrong[np.argsort(-confidence, kind="stable")[:count]]
+
+
+def write_outputs(result: EvalResult, directory: str) -> list[str]:
+  """Writes eval.json (metrics, per-class table, members) and misclassified.png into `directory`.
+
+  Returns:
+    The paths written.
+  """
+  s = result.setup
+  names = s.eval_spec.class_names
+  os.makedirs(directory, exist_ok=True)
+  report = {"metrics": {k: v for k, v in result.metrics.items() if np.ndim(v) == 0},
+            "per_class": cls_metrics.per_class_report(result.metrics, names),
+            "confusion": result.metrics["confusion"].tolist(), "members": result.members}
+  paths = [os.path.join(directory, "eval.json")]
+  metric_writers.write_json(paths[0], report)
+  indices = most_confident_mistakes(result, s.config.eval.misclassified)
+  if len(indices):
+    predicted = np.argmax(result.probabilities[indices], -1)
+    paths.append(os.path.join(directory, "misclassified.png"))
+    plots.plot_misclassified(_stored_images(s, indices), [names[i] for i in result.labels[indices]],
+                             [names[i] for i in predicted], paths[-1],
+                             confidences=result.probabilities[indices, predicted])
+  return paths
