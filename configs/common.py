@@ -143,6 +143,12 @@ def base_config() -> ml_collections.ConfigDict:
   c.predict = ml_collections.ConfigDict()
   c.predict.top_k = 3
 
+  c.eval = ml_collections.ConfigDict()  # --mode=eval only (training's evaluations use the plain images)
+  c.eval.tta = "none"  # none | center | flip | five_crop | ten_crop (vision_jax.evaluation.tta)
+  c.eval.tta_pad = 0  # zero padding per side before cropping (e.g. 2 for a pad_crop(pad=2) recipe)
+  c.eval.tta_crop = 0  # square crop side, resized back to the image size; 0 -> the image size
+  c.eval.misclassified = 36  # most confident mistakes drawn in misclassified.png; 0 -> no image
+
   c.transfer = ml_collections.ConfigDict()  # vision_jax.transfer; patterns are regexes over "a/b/kernel" paths
   c.transfer.init_from = ""  # workdir of one of our runs (its best/, else newest checkpoint)
   c.transfer.init_from_keras = ""  # Keras 3 weights file (vision_jax.interop.keras)
@@ -161,12 +167,6 @@ def base_config() -> ml_collections.ConfigDict:
 def apply_smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Shrinks a run to seconds: a few steps, small batches, one evaluation at the end."""
   config.num_train_steps = 20
-
-  c.eval = ml_collections.ConfigDict()  # --mode=eval only (training's evaluations use the plain images)
-  c.eval.tta = "none"  # none | center | flip | five_crop | ten_crop (vision_jax.evaluation.tta)
-  c.eval.tta_pad = 0  # zero padding per side before cropping (e.g. 2 for a pad_crop(pad=2) recipe)
-  c.eval.tta_crop = 0  # square crop side, resized back to the image size; 0 -> the image size
-  c.eval.misclassified = 36  # most confident mistakes drawn in misclassified.png; 0 -> no image
   config.input.batch_size = min(config.input.batch_size, 32)
   config.log_every_steps = 5
   config.eval_every_steps = 20

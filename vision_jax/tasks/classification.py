@@ -144,7 +144,7 @@ class ClassificationTask:
     metrics = {k: float(sums[k]) / count for k in self.metric_names}
     metrics["num_examples"] = int(round(count))
     metrics["confusion"] = np.asarray(sums["confusion"]).round().astype(np.int64)
-    return metrics
     per_class = cls_metrics.precision_recall_f1(metrics["confusion"])
     metrics["macro_f1"] = float(np.mean(per_class["f1"]))
     metrics.update({f"per_class_{k}": v for k, v in per_class.items()})
+    return metrics
