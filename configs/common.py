@@ -91,7 +91,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.input.eval_batch_size = 512
   c.input.image_size = 0  # > 0: resize + centre-crop every image to this square on the host (varying sizes)
   c.input.preprocess = "to_float"  # ops applied to train and eval images
-  c.input.augment = ""  # ops applied to training images only, after preprocess
+  c.input.augment = ""  # ops applied to training images only, after preprocess (README "Augmentation")
   c.input.normalize = ""  # ops applied last, to train and eval images
   c.input.num_threads = 2
   c.input.prefetch = 4

@@ -1,39 +1,30 @@
-"""Image ops: exact results against NumPy definitions and identities."""
+"""The op registry and pipelines: parsing, the old import path, value ops, determinism, errors."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vision_jax.data import augment
-from vision_jax.errors import ConfigError
+from vision_jax import augment as augment_package
+from vision_jax.data import augment, op_spec
+from vision_jax.errors import ConfigError, DataError
 
 KEY = jax.random.PRNGKey(0)
+ISSUE_OPS = {"flip_lr", "flip_ud", "pad_crop", "random_resized_crop", "rotate", "shear", "zoom", "translate",
+             "brightness", "contrast", "saturation", "hue", "lighting", "cutout", "mixup", "cutmix"}
 
 
 def _images(n=3, h=6, w=5, c=2):
   return jnp.asarray(np.random.default_rng(0).uniform(size=(n, h, w, c)), jnp.float32)
 
 
-def test_rotation_by_quarter_turns_matches_rot90():
-  images = _images(h=5, w=5)
-  angles = jnp.array([np.pi / 2, np.pi, 0.0])
-  out = np.asarray(augment.rotate_images(images, angles))
-  ref = [np.rot90(np.asarray(images[0]), 1), np.rot90(np.asarray(images[1]), 2), np.asarray(images[2])]
-  np.testing.assert_allclose(out, np.stack(ref), atol=1e-5)
-
-
-def test_rotation_by_zero_degrees_range_is_identity():
-  images = _images()
-  np.testing.assert_allclose(augment.build("rotate(degrees=0)")(KEY, images), images, atol=1e-6)
-
-
-def test_flip_always_and_never():
-  images = _images()
-  np.testing.assert_array_equal(augment.build("flip_lr(p=1.0)")(KEY, images), np.asarray(images)[:, :, ::-1])
-  np.testing.assert_array_equal(augment.build("flip_lr(p=0.0)")(KEY, images), images)
-  twice = augment.build("flip_lr(p=1.0)|flip_lr(p=1.0)")(KEY, images)
-  np.testing.assert_array_equal(twice, images)
+def test_every_op_is_registered_and_reachable_from_the_old_import_path():
+  assert ISSUE_OPS <= set(augment.names())
+  assert augment.build is augment_package.build
+  assert op_spec.parse_pipeline("to_float| rotate(degrees=8, fill=0.5) |") == [
+      ("to_float", {}), ("rotate", {"degrees": 8, "fill": 0.5})]
+  assert op_spec.parse_op("random_resized_crop(scale=(0.5, 1.0), size=[4, 5])") == (
+      "random_resized_crop", {"scale": (0.5, 1.0), "size": [4, 5]})
 
 
 def test_pad_crop_windows_are_shifted_copies():
@@ -54,19 +45,27 @@ def test_to_float_pad_and_normalize_values():
   assert out[0, 2, 2, 0] == pytest.approx((1.0 - 0.5) / 0.25)
 
 
-def test_ops_are_jittable_and_reproducible():
-  pipeline = augment.build("pad_crop(pad=2)|flip_lr|rotate(degrees=10)")
+def test_pipelines_are_jittable_and_reproducible():
+  pipeline = augment.build("pad_crop(pad=2)|flip_lr|rotate(degrees=10)|cutout(size=3)")
   images = _images(h=8, w=8)
   a = jax.jit(pipeline)(KEY, images)
-  b = jax.jit(pipeline)(KEY, images)
-  np.testing.assert_array_equal(a, b)
+  np.testing.assert_array_equal(a, pipeline(KEY, images))
   assert not np.array_equal(a, pipeline(jax.random.PRNGKey(1), images))
+  assert augment.build("")(KEY, images) is images
 
 
-def test_unknown_op_and_bad_arguments_are_config_errors():
+def test_unknown_op_bad_arguments_and_bad_shapes_are_user_errors():
   with pytest.raises(ConfigError, match="unknown image op 'blur'"):
     augment.build("to_float|blur(sigma=1)")
   with pytest.raises(ConfigError, match="does not take"):
     augment.build("rotate(angle=3)")
   with pytest.raises(ConfigError, match="cannot parse op"):
     augment.build("rotate(degrees=)")
+  for spec in ("flip_lr(p=2)", "shear(x=90)", "zoom(scale=(2, 1))", "rotate(interpolation='cubic')",
+               "random_resized_crop(scale=(0.5, 2.0))"):
+    with pytest.raises(ConfigError):
+      augment.build(spec)
+  with pytest.raises(DataError, match=r"batch \[N, H, W, C\]"):
+    augment.build("flip_lr")(KEY, jnp.zeros((4, 4, 1)))
+  with pytest.raises(DataError, match=r"boxes must be \[N, M, 4\]"):
+    augment.build("flip_lr").apply(KEY, jnp.zeros((2, 4, 4, 1)), boxes=jnp.zeros((2, 4)))

@@ -70,6 +70,17 @@ class ClassificationTask:
       images = self._augment(jax.random.fold_in(rng, 1), images)
     return self._normalize(jax.random.fold_in(rng, 2), images)
 
+  def train_inputs(self, rng: jax.Array, images: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Training batch -> (model input [N, ...], soft targets [N, K]).
+
+    Targets are the label-smoothed one-hot labels, mixed with the images by mixup/cutmix when `input.augment`
+    has them. The keys are those of `prepare_images`, so pipelines without mixing give the same images.
+    """
+    targets = optax.smooth_labels(jax.nn.one_hot(labels, self.num_classes), self.label_smoothing)
+    images = self._preprocess(jax.random.fold_in(rng, 0), images)
+    out = self._augment.apply(jax.random.fold_in(rng, 1), images, targets=targets)
+    return self._normalize(jax.random.fold_in(rng, 2), out.images), out.targets
+
   def input_shape(self) -> tuple[int, ...]:
     """The model's input shape for one example, found by tracing `prepare_images`."""
     stored = jax.ShapeDtypeStruct((1,) + tuple(self.spec.image_shape), jnp.uint8)
@@ -96,18 +107,19 @@ class ClassificationTask:
       tx: the optimizer.
 
     Returns:
-      (new state, {metric: batch mean}).
+      (new state, {metric: batch mean}); the loss is against the (possibly mixed) targets, accuracy against
+      each example's own label.
     """
     step_rng = jax.random.fold_in(state.rng, state.step)
-    images = self.prepare_images(jax.random.fold_in(step_rng, 0), batch["image"], train=True)
     labels = batch["label"]
+    images, targets = self.train_inputs(jax.random.fold_in(step_rng, 0), batch["image"], labels)
 
     def loss_fn(params):
       variables = {"params": params, "batch_stats": state.batch_stats} if state.batch_stats else {"params": params}
       logits, updates = self.model.apply(variables, images, train=True,
                                          rngs={"dropout": jax.random.fold_in(step_rng, 1)},
                                          mutable=["batch_stats"])
-      losses = cross_entropy(logits, labels, self.label_smoothing)
+      losses = optax.softmax_cross_entropy(logits.astype(jnp.float32), targets)
       return jnp.mean(losses), (logits, losses, updates.get("batch_stats", state.batch_stats))
 
     grads, (logits, losses, batch_stats) = jax.grad(loss_fn, has_aux=True)(state.params)
