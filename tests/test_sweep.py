@@ -89,14 +89,8 @@ def test_drawn_values_survive_the_override_round_trip():
   for key, value in [("optimizer.learning_rate", 0.000123456789), ("input.batch_size", 64),
                      ("optimizer.name", "sgd"), ("optimizer.nesterov", True)]:
     config_loading.apply_override(config, key, space.override_text(value))
-    assert config_loading.load_config(CONFIG) is not None and eval_path(config, key) == value
-
-
-def eval_path(config, dotted):
-  node = config
-  for part in dotted.split("."):
-    node = node[part]
-  return node
+    section, name = key.split(".")
+    assert config[section][name] == value and type(config[section][name]) is type(value)
 
 
 # ---------------------------------------------------------------- the sweep loop with a fake runner

@@ -40,6 +40,8 @@ def _default_config_path() -> str:
 def _run(argv) -> None:
   if len(argv) > 1:
     raise UserError(f"unexpected arguments {argv[1:]}; flags look like --name=value")
+  if _ENSEMBLE.value and _MODE.value != "eval":
+    raise UserError("--ensemble averages trained runs in --mode=eval; add --mode=eval or drop --ensemble")
   from vision_jax import parallel  # pylint: disable=import-outside-toplevel
   parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value, _MULTIHOST.value)
   import jax  # pylint: disable=import-outside-toplevel

@@ -41,7 +41,7 @@ def format_value(value: Any) -> str:
   if value is None:
     return ""
   if isinstance(value, float):
-    return f"{value:.4g}" if abs(value) < 1e-3 or abs(value) >= 1e4 else f"{value:.4f}".rstrip("0").rstrip(".")
+    return f"{value:.4g}"
   return str(value)
 
 

@@ -11,6 +11,7 @@ an unfinished one resumes from its checkpoints with its recorded values, failed 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 from typing import Any, Callable, Sequence
@@ -74,7 +75,7 @@ class _Planned:
     return self.points[index]
 
   def recorded(self, index: int, values: dict[str, Any]) -> None:
-    if values != self.points[index]:
+    if values != json.loads(json.dumps(self.points[index])):  # as trial.json stores it (tuples become lists)
       raise ConfigError(f"trial {index} was recorded with {values}, not this search's {self.points[index]}; "
                         "use another --workdir for a different search")
 
