@@ -1,6 +1,7 @@
 """Transfer learning: freezing by path pattern, the backbone learning-rate factor, head replacement, pretrained
 initialization errors and frozen batch statistics, checked against plain optax updates and the inputs."""
 
+import re
 import zlib
 
 import jax
@@ -31,6 +32,9 @@ def _grads(params, step):
   return jax.tree_util.tree_map_with_path(draw, params)
 
 
+HEAD = re.compile("^logits/")
+
+
 def _cfg(**transfer_values):
   t = common.base_config().transfer
   t.update(transfer_values)
@@ -44,8 +48,8 @@ def _opt(name="adam", **values):
   return optim.make_optimizer(cfg, optax.constant_schedule(1e-2))
 
 
-def _run(tx, params, steps=3, jit=True):
-  state, update = tx.init(params), (jax.jit(tx.update) if jit else tx.update)
+def _run(tx, params, steps=3):
+  state, update = tx.init(params), jax.jit(tx.update)
   updates_seen = []
   for step in range(steps):
     updates, state = update(_grads(params, step), state, params)
@@ -58,7 +62,7 @@ def _run(tx, params, steps=3, jit=True):
 def test_frozen_parameters_stay_bit_identical(option):
   params = _params()
   # adamw's decoupled decay and clipping would move frozen weights if they were applied outside the partition.
-  tx = transfer.wrap_optimizer(_opt("adamw", weight_decay=0.1, grad_clip_norm=1.0), _cfg(**option), params)
+  tx = transfer.wrap_optimizer(_opt("adamw", weight_decay=0.1, grad_clip_norm=1.0), _cfg(**option), params, HEAD)
   final, _ = _run(tx, params)
   for name in ("conv1", "conv2"):
     for leaf in ("kernel", "bias"):
@@ -72,7 +76,7 @@ def test_frozen_parameters_stay_bit_identical(option):
 def test_clipping_sees_only_trainable_gradients():
   params = _params()
   sgd = dict(name="sgd", momentum=0.0, grad_clip_norm=0.5)  # SGD's update is proportional to the clipped gradient
-  tx = transfer.wrap_optimizer(_opt(**sgd), _cfg(freeze="^conv"), params)
+  tx = transfer.wrap_optimizer(_opt(**sgd), _cfg(freeze="^conv"), params, HEAD)
   _, updates = _run(tx, params)
   trainable = {k: params[k] for k in ("fc4", "logits")}
   _, expected = _run(_opt(**sgd), trainable)  # the same optimizer on the trainable parameters alone
@@ -83,28 +87,28 @@ def test_clipping_sees_only_trainable_gradients():
 
 def test_backbone_lr_factor_scales_updates_exactly():
   params = _params()
-  tx = transfer.wrap_optimizer(_opt(), _cfg(backbone_lr_factor=0.1), params)  # head: the last module, logits
-  # Op by op (no jit), so XLA cannot fold the factor into the learning rate and round differently.
-  _, updates = _run(tx, params, jit=False)
-  _, plain = _run(_opt(), params, jit=False)
-  lower_lr = optax.adam(1e-3)  # Adam's update is linear in the learning rate
-  state = lower_lr.init(params)
+  # A power of two scales exactly, however XLA orders the multiplications by the learning rate and the factor.
+  tx = transfer.wrap_optimizer(_opt(), _cfg(backbone_lr_factor=0.25), params, HEAD)
+  _, updates = _run(tx, params)
+  _, plain = _run(_opt(), params)
+  lower_lr = optax.adam(2.5e-3)  # Adam's update is linear in the learning rate
+  state, update = lower_lr.init(params), jax.jit(lower_lr.update)
   for step in range(3):
-    reference, state = lower_lr.update(_grads(params, step), state, params)
+    reference, state = update(_grads(params, step), state, params)
     for name in params:
       for leaf in ("kernel", "bias"):
         got, want = updates[step][name][leaf], plain[step][name][leaf]
         if name == "logits":
           np.testing.assert_array_equal(got, want)
         else:
-          np.testing.assert_array_equal(got, want * np.float32(0.1))
-          np.testing.assert_allclose(got, reference[name][leaf], rtol=1e-5)
+          np.testing.assert_array_equal(got, want * np.float32(0.25))
+          np.testing.assert_allclose(got, reference[name][leaf], rtol=1e-5, atol=1e-9)
     params = optax.apply_updates(params, updates[step])
 
 
 def test_param_groups_and_pattern_errors():
   params = _params()
-  groups = transfer.param_groups(_cfg(freeze="^conv1/", head="fc4|logits"), params)
+  groups = transfer.param_groups(_cfg(freeze="^conv1/"), params, re.compile("fc4|logits"))
   assert groups == {"conv1/kernel": "frozen", "conv1/bias": "frozen", "conv2/kernel": "backbone",
                     "conv2/bias": "backbone", "fc4/kernel": "head", "fc4/bias": "head", "logits/kernel": "head",
                     "logits/bias": "head"}
@@ -115,7 +119,7 @@ def test_param_groups_and_pattern_errors():
   with pytest.raises(ConfigError, match="not a regular expression"):
     transfer.param_groups(_cfg(trainable="(logits"), params)
   plain = optax.sgd(0.1)
-  assert transfer.wrap_optimizer(plain, _cfg(), params) is plain  # nothing asked: the optimizer is unchanged
+  assert transfer.wrap_optimizer(plain, _cfg(), params, HEAD) is plain  # nothing asked: the optimizer is unchanged
 
 
 def _lenet_variables(num_classes, seed, channels=1):
@@ -128,7 +132,7 @@ def _lenet_variables(num_classes, seed, channels=1):
 
 def test_head_replacement_copies_the_rest_exactly():
   fresh, pretrained = _lenet_variables(5, 0), _lenet_variables(10, 1)  # a new class count
-  head = transfer.head_pattern(_cfg(), fresh["params"])
+  head = transfer.head_pattern(_cfg(), transfer.last_module(models.get("lenet5_relu"), (28, 28, 1)))
   assert head.pattern == "^logits/"
   merged, report = transfer.merge_pretrained(fresh, pretrained, head, explicit_head=False)
   flat_merged, flat_old = traverse_util.flatten_dict(merged["params"]), traverse_util.flatten_dict(pretrained["params"])
@@ -145,9 +149,15 @@ def test_head_replacement_copies_the_rest_exactly():
   np.testing.assert_array_equal(merged["params"]["fc4"]["kernel"], same_count["params"]["fc4"]["kernel"])
 
 
+def test_default_head_is_the_last_layer_called():
+  model = models.get("resnet18_cifar", num_classes=5)  # its parameters sort as ..., "logits", "stem"
+  assert transfer.last_module(model, (32, 32, 3)) == "logits"
+  assert transfer.head_pattern(_cfg(head="^fc/"), "logits").pattern == "^fc/"
+
+
 def test_mismatches_outside_the_head_are_one_error():
   fresh, rgb = _lenet_variables(5, 0), _lenet_variables(5, 1, channels=3)
-  head = transfer.head_pattern(_cfg(), fresh["params"])
+  head = HEAD
   with pytest.raises(CheckpointError, match=r"outside the head \(1: params/conv1/kernel \(5, 5, 3, 6\) vs ours "):
     transfer.merge_pretrained(fresh, rgb, head, explicit_head=False)
   del rgb["params"]["fc4"]

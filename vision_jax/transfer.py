@@ -13,8 +13,8 @@ name. A pattern that matches no parameter is a config error (usually a typo).
 Pretrained weights come from one of `init_from` (the workdir of one of our runs: its best/ checkpoint, else the
 newest periodic one), `init_from_keras` (a Keras 3 weights file) or `init_from_torch` (a torchvision state dict),
 the latter two through `vision_jax.interop`. Every parameter and batch-norm statistic whose path and shape match
-is copied; the head is re-initialized: the parameters matching `head`, or, when `head` is empty, the last
-top-level module of the model where its shape differs (a new class count). Any other missing or mis-shaped
+is copied; the head is re-initialized: the parameters matching `head`, or, when `head` is empty, those of the
+module the model calls last, where their shape differs (a new class count). Any other missing or mis-shaped
 entry is one `CheckpointError` listing them. The step counter and optimizer state start fresh.
 
 Batch norm in frozen layers: with `freeze_batch_stats` (the default) the running statistics of a batch-norm
@@ -30,6 +30,7 @@ import os
 import re
 from typing import Any, Callable
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -39,6 +40,7 @@ from flax import traverse_util
 
 from vision_jax.checkpoint import load_state_arrays
 from vision_jax.errors import CheckpointError, ConfigError
+from vision_jax.interop.common import leaf_layers
 from vision_jax.train_state import TrainState
 
 FROZEN, BACKBONE, HEAD = "frozen", "backbone", "head"
@@ -59,22 +61,31 @@ def _compile(cfg: ml_collections.ConfigDict, key: str) -> re.Pattern | None:
     raise ConfigError(f"transfer.{key}={text!r} is not a regular expression ({e}); use e.g. '^conv1/|^conv2/'") from None
 
 
-def head_pattern(cfg: ml_collections.ConfigDict, params: Any) -> re.Pattern:
-  """`transfer.head`, or the last top-level module of `params` (creation order) when it is empty."""
-  return _compile(cfg, "head") or re.compile("^" + re.escape(list(params)[-1]) + "/")
+def last_module(model: nn.Module, input_shape: tuple[int, ...]) -> str:
+  """The top-level module of the last layer `model` calls on [1, *input_shape] inputs (its classifier, usually).
+
+  Call order, not parameter order: parameter dicts come back from JAX transformations with sorted keys.
+  """
+  layers, _ = leaf_layers(model, input_shape)
+  return layers[-1].path[0]
 
 
-def param_groups(cfg: ml_collections.ConfigDict, params: Any) -> dict[str, str]:
+def head_pattern(cfg: ml_collections.ConfigDict, last: str) -> re.Pattern:
+  """`transfer.head`, or the module named `last` (see `last_module`) when it is empty."""
+  return _compile(cfg, "head") or re.compile("^" + re.escape(last) + "/")
+
+
+def param_groups(cfg: ml_collections.ConfigDict, params: Any, head: re.Pattern | None = None) -> dict[str, str]:
   """Labels every parameter path FROZEN, BACKBONE or HEAD from the `transfer` config.
 
   A parameter is frozen if it matches `freeze`, or if `trainable` is set and it does not match it.
-  Trainable parameters are HEAD if they match the head pattern (see `head_pattern`), else BACKBONE.
+  Trainable parameters are HEAD if they match `head` (see `head_pattern`), else BACKBONE.
 
   Raises:
     ConfigError: a pattern matches no parameter, or every parameter is frozen.
   """
   paths = list(flat(params))
-  freeze, trainable, head = _compile(cfg, "freeze"), _compile(cfg, "trainable"), head_pattern(cfg, params)
+  freeze, trainable = _compile(cfg, "freeze"), _compile(cfg, "trainable")
   for key, pattern in (("freeze", freeze), ("trainable", trainable), ("head", head)):
     if pattern is not None and not any(pattern.search(p) for p in paths):
       raise ConfigError(f"transfer.{key}={pattern.pattern!r} matches no parameter; paths look like "
@@ -84,7 +95,7 @@ def param_groups(cfg: ml_collections.ConfigDict, params: Any) -> dict[str, str]:
     if (freeze is not None and freeze.search(p)) or (trainable is not None and not trainable.search(p)):
       labels[p] = FROZEN
     else:
-      labels[p] = HEAD if head.search(p) else BACKBONE
+      labels[p] = HEAD if head is not None and head.search(p) else BACKBONE
   if all(v == FROZEN for v in labels.values()):
     raise ConfigError("transfer.freeze / transfer.trainable leave no parameter to train; loosen them")
   return labels
@@ -106,8 +117,8 @@ def _keystr(path) -> str:
   return "/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
 
 
-def wrap_optimizer(tx: optax.GradientTransformation, cfg: ml_collections.ConfigDict,
-                   params: Any) -> optax.GradientTransformation:
+def wrap_optimizer(tx: optax.GradientTransformation, cfg: ml_collections.ConfigDict, params: Any,
+                   head: re.Pattern) -> optax.GradientTransformation:
   """Freezes and rescales parameter groups of `tx` as the `transfer` config asks.
 
   Frozen parameters get exactly zero updates and no optimizer state (`optax.partition`, formerly
@@ -119,6 +130,7 @@ def wrap_optimizer(tx: optax.GradientTransformation, cfg: ml_collections.ConfigD
     tx: the optimizer from `optim.make_optimizer`.
     cfg: the `transfer` config section.
     params: the parameters, or their shapes (`jax.eval_shape`).
+    head: the head's paths (`head_pattern`), which keep the full learning rate.
 
   Returns:
     `tx` itself when nothing is frozen or rescaled, else the wrapped optimizer.
@@ -127,7 +139,7 @@ def wrap_optimizer(tx: optax.GradientTransformation, cfg: ml_collections.ConfigD
     return tx
   if cfg.backbone_lr_factor < 0:
     raise ConfigError(f"transfer.backbone_lr_factor={cfg.backbone_lr_factor} must be >= 0")
-  groups = param_groups(cfg, params)
+  groups = param_groups(cfg, params, head)
   if cfg.backbone_lr_factor != 1.0:
     factors = {p: cfg.backbone_lr_factor for p, g in groups.items() if g == BACKBONE}
     tx = optax.chain(tx, _scale_by_path(factors))
@@ -254,14 +266,16 @@ def merge_pretrained(fresh: dict[str, Any], pretrained: dict[str, Any], head: re
 
 
 def pretrained_init_state(cfg: ml_collections.ConfigDict, model_name: str, model_kwargs: dict[str, Any],
-                          init_variables: Callable[[jax.Array], dict], tx: optax.GradientTransformation,
-                          init_rng: jax.Array, train_rng: jax.Array, sharding: Any) -> Callable[[], TrainState]:
+                          init_variables: Callable[[jax.Array], dict], head: re.Pattern,
+                          tx: optax.GradientTransformation, init_rng: jax.Array, train_rng: jax.Array,
+                          sharding: Any) -> Callable[[], TrainState]:
   """() -> the initial train state with pretrained weights merged in (read when called, not when resuming).
 
   Args:
     cfg: the `transfer` config section (a pretrained source must be set).
     model_name, model_kwargs: the model being trained (for the Keras/torch importers).
     init_variables: rng -> fresh variables of our model (the task's `init_variables`).
+    head: the head's paths (`head_pattern`).
     tx: the optimizer (its state starts fresh).
     init_rng, train_rng: keys of the fresh initialization and of the training steps.
     sharding: where the state lives (replicated over the mesh).
@@ -271,7 +285,7 @@ def pretrained_init_state(cfg: ml_collections.ConfigDict, model_name: str, model
   def init() -> TrainState:
     fresh = jax.device_get(jax.jit(init_variables)(init_rng))
     pretrained, origin = load_pretrained(kind, path, model_name, model_kwargs)
-    variables, report = merge_pretrained(fresh, pretrained, head_pattern(cfg, fresh["params"]), bool(cfg.head))
+    variables, report = merge_pretrained(fresh, pretrained, head, bool(cfg.head))
     if jax.process_index() == 0:
       print(f"transfer: loaded {len(report['loaded'])} arrays from {origin}; re-initialized "
             f"{', '.join(report['reinitialized']) or 'nothing'}; {len(report['unused'])} pretrained arrays unused"
@@ -296,10 +310,11 @@ def prepare(config: ml_collections.ConfigDict, task: Any, tx: optax.GradientTran
   if not (cfg.freeze or cfg.trainable or cfg.backbone_lr_factor != 1.0 or pretrained_source(cfg)):
     return tx, None
   shapes = jax.eval_shape(task.init_variables, init_rng)
-  tx = wrap_optimizer(tx, cfg, shapes["params"])
+  head = head_pattern(cfg, last_module(task.model, task.input_shape()))
+  tx = wrap_optimizer(tx, cfg, shapes["params"], head)
   task.train_step = keep_batch_stats(task.train_step,
                                      frozen_batch_stats(cfg, shapes["params"], shapes.get("batch_stats", {})))
   if pretrained_source(cfg) is None:
     return tx, None
-  return tx, pretrained_init_state(cfg, config.model.name, config.model.kwargs.to_dict(), task.init_variables, tx,
-                                   init_rng, train_rng, sharding)
+  return tx, pretrained_init_state(cfg, config.model.name, config.model.kwargs.to_dict(), task.init_variables, head,
+                                   tx, init_rng, train_rng, sharding)
