@@ -76,6 +76,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict()
   c.model.name = "lenet5_relu"
   c.model.kwargs = ml_collections.ConfigDict()  # extra constructor arguments; num_classes comes from data
+  # Training-craft switches for any model (vision_jax.models.overrides); "" / -1 keep the model's own.
+  c.model.activation = ""  # e.g. prelu, crelu, elu, gelu, leaky_relu(negative_slope=0.2) (layers.activations)
+  c.model.kernel_init = ""  # e.g. he_normal, glorot_uniform, orthogonal, truncated_normal(stddev=0.02)
+  c.model.bias_init = ""  # e.g. zeros, constant(value=0.1) (layers.initializers)
+  c.model.batch_norm = ""  # on | off
+  c.model.dropout = -1.0  # >= 0: the rate of every dropout layer
+
 
   c.dataset = ml_collections.ConfigDict()
   c.dataset.name = "mnist_embedded"

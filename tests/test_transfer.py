@@ -1,7 +1,9 @@
 """Transfer learning: freezing by path pattern, the backbone learning-rate factor, head replacement, pretrained
 initialization errors and frozen batch statistics, checked against plain optax updates and the inputs."""
 
+import os
 import re
+import sys
 import zlib
 
 import jax
@@ -191,3 +193,28 @@ def test_batch_stats_of_frozen_layers_are_kept():
   assert metrics == {"tx": "opt"}
   np.testing.assert_array_equal(new.batch_stats["bn1"]["var"], stats["bn1"]["var"])
   np.testing.assert_array_equal(new.batch_stats["bn2"]["var"], stats["bn2"]["var"] + 2.0)
+
+
+def test_torchvision_weights_into_a_new_class_count(tmp_path):
+  sys.path.insert(0, os.path.join(os.path.dirname(__file__), "fixtures", "interop"))
+  from fill import fill_state_dict  # pylint: disable=import-outside-toplevel
+  with np.load(os.path.join(os.path.dirname(__file__), "fixtures", "interop", "torchvision_resnet18.npz")) as f:
+    keys, shapes = [str(k) for k in f["keys"]], [tuple(int(v) for v in str(s).split(",")) if str(s) else ()
+                                                 for s in f["shapes"]]
+  np.savez(tmp_path / "resnet18.npz", **fill_state_dict(keys, shapes))  # a 5-class torchvision state dict
+  pretrained, _ = transfer.load_pretrained("init_from_torch", str(tmp_path / "resnet18.npz"), "resnet18", {})
+  model = models.get("resnet18", num_classes=7)
+  shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((1, 64, 64, 3)))
+  fresh = jax.tree.map(lambda s: np.full(s.shape, 7.0, np.float32), shapes)
+  head = transfer.head_pattern(_cfg(), transfer.last_module(model, (64, 64, 3)))
+  merged, report = transfer.merge_pretrained(fresh, pretrained, head, explicit_head=False)
+  theirs = {"/".join(k): v for c in pretrained for k, v in traverse_util.flatten_dict({c: pretrained[c]}).items()}
+  for path in report["loaded"]:
+    collection, _, rest = path.partition("/")
+    np.testing.assert_array_equal(traverse_util.flatten_dict(merged[collection], sep="/")[rest], theirs[path])
+  assert len(report["loaded"]) == len(theirs) - 2 and report["unused"] == sorted(report["reinitialized"])
+  assert all(head.search(p.partition("/")[2]) for p in report["reinitialized"])
+  for path in report["reinitialized"]:  # the new 7-class head keeps its fresh values
+    collection, _, rest = path.partition("/")
+    assert (traverse_util.flatten_dict(merged[collection], sep="/")[rest] == 7.0).all()
+  assert any(p.startswith("batch_stats/") for p in report["loaded"])

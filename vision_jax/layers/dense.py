@@ -10,7 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vision_jax.layers.conv import avg_pool
+from vision_jax.layers.conv import Activation, avg_pool
 
 
 class DenseLayer(nn.Module):
@@ -21,21 +21,23 @@ class DenseLayer(nn.Module):
     bn_size: bottleneck width multiplier.
     bn_eps: batch-norm epsilon (torchvision 1e-5, Keras 1.001e-5).
     dtype: computation dtype.
+    act: activation after each batch norm (ReLU).
   """
 
   growth_rate: int = 32
   bn_size: int = 4
   bn_eps: float = 1e-5
   dtype: jnp.dtype = jnp.float32
+  act: Activation = nn.relu
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     """Maps [N, H, W, C] to [N, H, W, growth_rate]."""
     bn = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=self.bn_eps, dtype=self.dtype,
                                    name=name)
-    y = nn.relu(bn("norm1")(x))
+    y = self.act(bn("norm1")(x))
     y = nn.Conv(self.bn_size * self.growth_rate, (1, 1), use_bias=False, dtype=self.dtype, name="conv1")(y)
-    y = nn.relu(bn("norm2")(y))
+    y = self.act(bn("norm2")(y))
     return nn.Conv(self.growth_rate, (3, 3), padding=[(1, 1), (1, 1)], use_bias=False, dtype=self.dtype,
                    name="conv2")(y)
 
@@ -49,6 +51,7 @@ class DenseBlock(nn.Module):
     bn_size: bottleneck width multiplier.
     bn_eps: batch-norm epsilon.
     dtype: computation dtype.
+    act: activation of the dense layers.
   """
 
   num_layers: int
@@ -56,12 +59,14 @@ class DenseBlock(nn.Module):
   bn_size: int = 4
   bn_eps: float = 1e-5
   dtype: jnp.dtype = jnp.float32
+  act: Activation = nn.relu
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     """Maps [N, H, W, C] to [N, H, W, C + num_layers * growth_rate]."""
     for i in range(self.num_layers):
-      y = DenseLayer(self.growth_rate, self.bn_size, self.bn_eps, self.dtype, name=f"denselayer{i + 1}")(x, train)
+      y = DenseLayer(self.growth_rate, self.bn_size, self.bn_eps, self.dtype, self.act,
+                     name=f"denselayer{i + 1}")(x, train)
       x = jnp.concatenate([x, y], axis=-1)
     return x
 
@@ -73,16 +78,18 @@ class Transition(nn.Module):
     features: output channels (DenseNet: half the input).
     bn_eps: batch-norm epsilon.
     dtype: computation dtype.
+    act: activation after the batch norm.
   """
 
   features: int
   bn_eps: float = 1e-5
   dtype: jnp.dtype = jnp.float32
+  act: Activation = nn.relu
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     """Maps [N, H, W, C] to [N, H // 2, W // 2, features]."""
-    x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=self.bn_eps, dtype=self.dtype,
-                             name="norm")(x))
+    x = self.act(nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=self.bn_eps, dtype=self.dtype,
+                              name="norm")(x))
     x = nn.Conv(self.features, (1, 1), use_bias=False, dtype=self.dtype, name="conv")(x)
     return avg_pool(x, 2, 2)

@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vision_jax.layers.conv import ConvBN, avg_pool, max_pool
+from vision_jax.layers.conv import Activation, ConvBN, avg_pool, max_pool
 
 
 class InceptionV1(nn.Module):
@@ -28,6 +28,7 @@ class InceptionV1(nn.Module):
     branch3_kernel: window of the "5x5" branch (the paper: 5; torchvision, whose counts we pin: 3).
     bn_eps: batch-norm epsilon.
     dtype: computation dtype.
+    act: activation of every conv (ReLU).
   """
 
   ch1x1: int
@@ -39,11 +40,12 @@ class InceptionV1(nn.Module):
   branch3_kernel: int = 3
   bn_eps: float = 1e-3
   dtype: jnp.dtype = jnp.float32
+  act: Activation = nn.relu
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     """Maps [N, H, W, C] to [N, H, W, ch1x1 + ch3x3 + ch5x5 + pool_proj]."""
-    conv = functools.partial(ConvBN, bn_eps=self.bn_eps, dtype=self.dtype)
+    conv = functools.partial(ConvBN, bn_eps=self.bn_eps, act=self.act, dtype=self.dtype)
     b1 = conv(self.ch1x1, 1, name="branch1")(x, train)
     b2 = conv(self.ch3x3red, 1, name="branch2_0")(x, train)
     b2 = conv(self.ch3x3, 3, name="branch2_1")(b2, train)
@@ -62,16 +64,18 @@ class _InceptionV3Base(nn.Module):
     bn_scale: learn batch-norm scales (torchvision: yes, Keras: no).
     count_include_pad: average pools count padded zeros (torchvision) or not (Keras "same").
     dtype: computation dtype.
+    act: activation of every conv (ReLU).
   """
 
   bn_eps: float = 1e-3
   bn_scale: bool = True
   count_include_pad: bool = True
   dtype: jnp.dtype = jnp.float32
+  act: Activation = nn.relu
 
   def conv(self, features: int, kernel: Any, strides: int = 1, padding: Any = "SYMMETRIC",
            name: str = "") -> ConvBN:
-    return ConvBN(features, kernel, strides, padding, bn_eps=self.bn_eps, bn_scale=self.bn_scale,
+    return ConvBN(features, kernel, strides, padding, bn_eps=self.bn_eps, bn_scale=self.bn_scale, act=self.act,
                   dtype=self.dtype, name=name)
 
   def pool(self, x: jax.Array) -> jax.Array:

@@ -10,7 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vision_jax.layers.conv import ConvBN
+from vision_jax.layers.conv import Activation, ConvBN
 
 
 class _ResidualBlock(nn.Module):
@@ -23,6 +23,7 @@ class _ResidualBlock(nn.Module):
     bn_eps: batch-norm epsilon.
     stride_on_1x1: bottleneck only: stride on the first 1x1 conv (v1, Keras) instead of the 3x3 (v1.5).
     dtype: computation dtype.
+    act: activation after the inner convs and after the sum (ReLU).
   """
 
   features: int
@@ -31,6 +32,7 @@ class _ResidualBlock(nn.Module):
   bn_eps: float = 1e-5
   stride_on_1x1: bool = False
   dtype: jnp.dtype = jnp.float32
+  act: Activation = nn.relu
 
   def shortcut(self, x: jax.Array, out: int, train: bool) -> jax.Array:
     """Identity, or a strided 1x1 conv-bn projection when the shape changes."""
@@ -49,9 +51,9 @@ class BasicBlock(_ResidualBlock):
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     """Maps [N, H, W, C] to [N, H / strides, W / strides, features]."""
     kw = dict(use_bias=self.conv_bias, bn_eps=self.bn_eps, dtype=self.dtype)
-    y = ConvBN(self.features, 3, self.strides, name="conv1", **kw)(x, train)
+    y = ConvBN(self.features, 3, self.strides, act=self.act, name="conv1", **kw)(x, train)
     y = ConvBN(self.features, 3, 1, act=None, name="conv2", **kw)(y, train)
-    return nn.relu(self.shortcut(x, self.features, train) + y)
+    return self.act(self.shortcut(x, self.features, train) + y)
 
 
 class Bottleneck(_ResidualBlock):
@@ -65,7 +67,7 @@ class Bottleneck(_ResidualBlock):
     kw = dict(use_bias=self.conv_bias, bn_eps=self.bn_eps, dtype=self.dtype)
     s1, s3 = (self.strides, 1) if self.stride_on_1x1 else (1, self.strides)
     out = self.features * self.expansion
-    y = ConvBN(self.features, 1, s1, "VALID", name="conv1", **kw)(x, train)
-    y = ConvBN(self.features, 3, s3, name="conv2", **kw)(y, train)
+    y = ConvBN(self.features, 1, s1, "VALID", act=self.act, name="conv1", **kw)(x, train)
+    y = ConvBN(self.features, 3, s3, act=self.act, name="conv2", **kw)(y, train)
     y = ConvBN(out, 1, 1, "VALID", act=None, name="conv3", **kw)(y, train)
-    return nn.relu(self.shortcut(x, out, train) + y)
+    return self.act(self.shortcut(x, out, train) + y)

@@ -15,10 +15,10 @@ import ml_collections
 import numpy as np
 import optax
 
-from vision_jax import models
 from vision_jax.data import augment
 from vision_jax.data.datasets import DatasetSpec
 from vision_jax.evaluation import classification as cls_metrics
+from vision_jax.models import overrides
 from vision_jax.train_state import TrainState
 
 
@@ -50,8 +50,8 @@ class ClassificationTask:
     self.config = config
     self.spec = spec
     self.num_classes = spec.num_classes
-    self.model: nn.Module = models.get(config.model.name, num_classes=spec.num_classes,
-                                       **config.model.kwargs.to_dict())
+    # name, kwargs and the activation/initializer/batch-norm/dropout switches (vision_jax.models.overrides)
+    self.model: nn.Module = overrides.from_config(config.model, num_classes=spec.num_classes)
     self._preprocess = augment.build(config.input.preprocess)
     self._augment = augment.build(config.input.augment)
     self._normalize = augment.build(config.input.normalize)

@@ -10,6 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vision_jax.layers.activations import Activation
 from vision_jax.layers.conv import max_pool
 from vision_jax.layers.dense import DenseBlock, Transition
 from vision_jax.models.registry import register_factory
@@ -26,6 +27,7 @@ class DenseNet(nn.Module):
     num_classes: output classes.
     bn_eps: batch-norm epsilon.
     dtype: computation dtype.
+    act: activation after every batch norm (ReLU).
   """
 
   block_config: Sequence[int] = (6, 12, 24, 16)
@@ -35,6 +37,7 @@ class DenseNet(nn.Module):
   num_classes: int = 1000
   bn_eps: float = 1e-5
   dtype: jnp.dtype = jnp.float32
+  act: Activation = nn.relu
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
@@ -43,12 +46,13 @@ class DenseNet(nn.Module):
                            dtype=self.dtype)
     x = nn.Conv(self.num_init_features, (7, 7), 2, padding=[(3, 3)] * 2, use_bias=False, dtype=self.dtype,
                 name="conv0")(images.astype(self.dtype))
-    x = max_pool(nn.relu(bn(name="norm0")(x)), 3, 2, 1)
+    x = max_pool(self.act(bn(name="norm0")(x)), 3, 2, 1)
     for i, n in enumerate(self.block_config):
-      x = DenseBlock(n, self.growth_rate, self.bn_size, self.bn_eps, self.dtype, name=f"denseblock{i + 1}")(x, train)
+      x = DenseBlock(n, self.growth_rate, self.bn_size, self.bn_eps, self.dtype, self.act,
+                     name=f"denseblock{i + 1}")(x, train)
       if i < len(self.block_config) - 1:
-        x = Transition(x.shape[-1] // 2, self.bn_eps, self.dtype, name=f"transition{i + 1}")(x, train)
-    x = nn.relu(bn(name="norm5")(x))
+        x = Transition(x.shape[-1] // 2, self.bn_eps, self.dtype, self.act, name=f"transition{i + 1}")(x, train)
+    x = self.act(bn(name="norm5")(x))
     return nn.Dense(self.num_classes, dtype=self.dtype, name="logits")(jnp.mean(x, axis=(1, 2)))
 
 

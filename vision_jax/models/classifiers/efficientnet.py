@@ -16,6 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vision_jax.layers.activations import Activation
 from vision_jax.layers.conv import ConvBN, Padding
 from vision_jax.layers.mobile import InvertedResidual, make_divisible
 from vision_jax.models.registry import register_factory
@@ -56,6 +57,7 @@ class EfficientNet(nn.Module):
     bn_eps: batch-norm epsilon.
     keras_input_norm: apply Keras' built-in preprocessing (`KerasInputNorm`) first.
     dtype: computation dtype.
+    act: activation of every non-linear conv and of the squeeze-excite bottlenecks (swish).
   """
 
   width_coefficient: float = 1.0
@@ -67,25 +69,26 @@ class EfficientNet(nn.Module):
   bn_eps: float = 1e-5
   keras_input_norm: bool = False
   dtype: jnp.dtype = jnp.float32
+  act: Activation = nn.swish
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
     """Maps images [N, H, W, C] to logits [N, num_classes]."""
     width = lambda c: make_divisible(c * self.width_coefficient)
-    kw = dict(bn_eps=self.bn_eps, dtype=self.dtype)
+    kw = dict(bn_eps=self.bn_eps, dtype=self.dtype, act=self.act)
     x = images.astype(self.dtype)
     if self.keras_input_norm:
       x = KerasInputNorm(name="input_norm")(x)
-    x = ConvBN(width(32), 3, 2, self.padding, act=nn.swish, name="stem", **kw)(x, train)
+    x = ConvBN(width(32), 3, 2, self.padding, name="stem", **kw)(x, train)
     repeats = [math.ceil(self.depth_coefficient * r) for _, r, _, _, _ in _B0_STAGES]
     total, i = sum(repeats), 0
     for (kernel, _, channels, expand, stride), n in zip(_B0_STAGES, repeats):
       for j in range(n):
         x = InvertedResidual(width(channels), stride if j == 0 else 1, expand, kernel, se_ratio=0.25,
-                             act=nn.swish, padding=self.padding, drop_path_rate=self.drop_path_rate * i / total,
+                             padding=self.padding, drop_path_rate=self.drop_path_rate * i / total,
                              name=f"block{i}", **kw)(x, train)
         i += 1
-    x = ConvBN(width(1280), 1, 1, "VALID", act=nn.swish, name="head", **kw)(x, train)
+    x = ConvBN(width(1280), 1, 1, "VALID", name="head", **kw)(x, train)
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(jnp.mean(x, axis=(1, 2)))
     return nn.Dense(self.num_classes, dtype=self.dtype, name="logits")(x)
 

@@ -17,6 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vision_jax.layers.activations import Activation
 from vision_jax.layers.conv import ConvBN, adaptive_avg_pool, avg_pool, max_pool
 from vision_jax.layers.inception import (InceptionA, InceptionB, InceptionC, InceptionD, InceptionE,
                                          InceptionV1)
@@ -30,12 +31,13 @@ class GoogLeNetAux(nn.Module):
 
   num_classes: int
   dtype: jnp.dtype = jnp.float32
+  act: Activation = nn.relu
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     """Maps [N, H, W, C] to logits [N, num_classes]."""
-    x = ConvBN(128, 1, bn_eps=1e-3, dtype=self.dtype, name="conv")(adaptive_avg_pool(x, (4, 4)), train)
-    x = nn.relu(nn.Dense(1024, dtype=self.dtype, name="fc1")(x.reshape((x.shape[0], -1))))
+    x = ConvBN(128, 1, bn_eps=1e-3, act=self.act, dtype=self.dtype, name="conv")(adaptive_avg_pool(x, (4, 4)), train)
+    x = self.act(nn.Dense(1024, dtype=self.dtype, name="fc1")(x.reshape((x.shape[0], -1))))
     x = nn.Dropout(0.7, deterministic=not train)(x)
     return nn.Dense(self.num_classes, dtype=self.dtype, name="fc2")(x)
 
@@ -49,18 +51,20 @@ class GoogLeNet(nn.Module):
     aux_logits: add the two auxiliary heads and return `(logits, aux1, aux2)`.
     dropout_rate: dropout before the classifier.
     dtype: computation dtype.
+    act: activation of every conv and of the aux heads' hidden layer (ReLU).
   """
 
   num_classes: int = 1000
   aux_logits: bool = False
   dropout_rate: float = 0.2
   dtype: jnp.dtype = jnp.float32
+  act: Activation = nn.relu
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False) -> Output:
     """Maps images [N, H, W, C] to logits [N, num_classes] (a tuple with the aux logits if enabled)."""
-    conv = functools.partial(ConvBN, bn_eps=1e-3, dtype=self.dtype)
-    block = functools.partial(InceptionV1, dtype=self.dtype)
+    conv = functools.partial(ConvBN, bn_eps=1e-3, act=self.act, dtype=self.dtype)
+    block = functools.partial(InceptionV1, dtype=self.dtype, act=self.act)
     x = conv(64, 7, 2, 3, name="conv1")(images.astype(self.dtype), train)
     x = max_pool(x, 3, 2, ceil_mode=True)
     x = conv(64, 1, name="conv2")(x, train)
@@ -70,12 +74,12 @@ class GoogLeNet(nn.Module):
     x = block(128, 128, 192, 32, 96, 64, name="inception3b")(x, train)
     x = max_pool(x, 3, 2, ceil_mode=True)
     x = block(192, 96, 208, 16, 48, 64, name="inception4a")(x, train)
-    aux = [GoogLeNetAux(self.num_classes, self.dtype, name="aux1")(x, train)] if self.aux_logits else []
+    aux = [GoogLeNetAux(self.num_classes, self.dtype, self.act, name="aux1")(x, train)] if self.aux_logits else []
     x = block(160, 112, 224, 24, 64, 64, name="inception4b")(x, train)
     x = block(128, 128, 256, 24, 64, 64, name="inception4c")(x, train)
     x = block(112, 144, 288, 32, 64, 64, name="inception4d")(x, train)
     if self.aux_logits:
-      aux.append(GoogLeNetAux(self.num_classes, self.dtype, name="aux2")(x, train))
+      aux.append(GoogLeNetAux(self.num_classes, self.dtype, self.act, name="aux2")(x, train))
     x = block(256, 160, 320, 32, 128, 128, name="inception4e")(x, train)
     x = max_pool(x, 2, 2, ceil_mode=True)
     x = block(256, 160, 320, 32, 128, 128, name="inception5a")(x, train)
@@ -91,11 +95,12 @@ class InceptionV3Aux(nn.Module):
   num_classes: int
   bn_scale: bool = True
   dtype: jnp.dtype = jnp.float32
+  act: Activation = nn.relu
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     """Maps [N, 17, 17, 768] to logits [N, num_classes]."""
-    conv = functools.partial(ConvBN, bn_eps=1e-3, bn_scale=self.bn_scale, dtype=self.dtype)
+    conv = functools.partial(ConvBN, bn_eps=1e-3, bn_scale=self.bn_scale, act=self.act, dtype=self.dtype)
     x = conv(128, 1, name="conv0")(avg_pool(x, 5, 3), train)
     x = conv(768, 5, padding="VALID", name="conv1")(x, train)
     return nn.Dense(self.num_classes, dtype=self.dtype, name="fc")(jnp.mean(x, axis=(1, 2)))
@@ -111,6 +116,7 @@ class InceptionV3(nn.Module):
     count_include_pad: average pools count padding (torchvision) or not (Keras).
     dropout_rate: dropout before the classifier.
     dtype: computation dtype.
+    act: activation of every conv (ReLU).
   """
 
   num_classes: int = 1000
@@ -119,12 +125,13 @@ class InceptionV3(nn.Module):
   count_include_pad: bool = True
   dropout_rate: float = 0.5
   dtype: jnp.dtype = jnp.float32
+  act: Activation = nn.relu
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False) -> Output:
     """Maps images [N, H, W, C] to logits [N, num_classes] (a tuple with the aux logits if enabled)."""
-    conv = functools.partial(ConvBN, bn_eps=1e-3, bn_scale=self.bn_scale, dtype=self.dtype)
-    mod = dict(bn_scale=self.bn_scale, count_include_pad=self.count_include_pad, dtype=self.dtype)
+    conv = functools.partial(ConvBN, bn_eps=1e-3, bn_scale=self.bn_scale, act=self.act, dtype=self.dtype)
+    mod = dict(bn_scale=self.bn_scale, count_include_pad=self.count_include_pad, dtype=self.dtype, act=self.act)
     x = conv(32, 3, 2, "VALID", name="Conv2d_1a_3x3")(images.astype(self.dtype), train)
     x = conv(32, 3, 1, "VALID", name="Conv2d_2a_3x3")(x, train)
     x = conv(64, 3, name="Conv2d_2b_3x3")(x, train)
@@ -138,7 +145,7 @@ class InceptionV3(nn.Module):
     x = InceptionB(name="Mixed_6a", **mod)(x, train)
     for name, c7 in (("Mixed_6b", 128), ("Mixed_6c", 160), ("Mixed_6d", 160), ("Mixed_6e", 192)):
       x = InceptionC(channels_7x7=c7, name=name, **mod)(x, train)
-    aux = InceptionV3Aux(self.num_classes, self.bn_scale, self.dtype, name="AuxLogits")(x, train) \
+    aux = InceptionV3Aux(self.num_classes, self.bn_scale, self.dtype, self.act, name="AuxLogits")(x, train) \
         if self.aux_logits else None
     x = InceptionD(name="Mixed_7a", **mod)(x, train)
     x = InceptionE(name="Mixed_7b", **mod)(x, train)

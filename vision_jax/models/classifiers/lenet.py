@@ -30,7 +30,7 @@ class LeNet5(nn.Module):
 
   Attributes:
     num_classes: size of the output layer.
-    activation: nonlinearity after every hidden layer (tanh in the paper).
+    act: nonlinearity after every hidden layer (tanh in the paper).
     pooling: "avg" (the paper's subsampling, without its trainable coefficients) or "max".
     first_conv_padding: "VALID" for 32x32 inputs (classic) or "SAME" for 28x28 inputs.
     input_size: the spatial size the network is defined for; other sizes are rejected.
@@ -38,7 +38,7 @@ class LeNet5(nn.Module):
   """
 
   num_classes: int = 10
-  activation: Callable[[jax.Array], jax.Array] = jnp.tanh
+  act: Callable[[jax.Array], jax.Array] = jnp.tanh
   pooling: str = "avg"
   first_conv_padding: str = "VALID"
   input_size: int = 32
@@ -56,17 +56,17 @@ class LeNet5(nn.Module):
     pool = {"avg": nn.avg_pool, "max": _max_pool}[self.pooling]
     conv = functools.partial(nn.Conv, kernel_size=(5, 5), dtype=self.dtype)
     x = images.astype(self.dtype)
-    x = self.activation(conv(6, padding=self.first_conv_padding, name="conv1")(x))  # 28x28x6
+    x = self.act(conv(6, padding=self.first_conv_padding, name="conv1")(x))  # 28x28x6
     x = pool(x, (2, 2), strides=(2, 2))  # 14x14x6
-    x = self.activation(conv(16, padding="VALID", name="conv2")(x))  # 10x10x16
+    x = self.act(conv(16, padding="VALID", name="conv2")(x))  # 10x10x16
     x = pool(x, (2, 2), strides=(2, 2))  # 5x5x16
-    x = self.activation(conv(120, padding="VALID", name="conv3")(x))  # 1x1x120 (the paper's C5)
+    x = self.act(conv(120, padding="VALID", name="conv3")(x))  # 1x1x120 (the paper's C5)
     x = x.reshape((x.shape[0], -1))
-    x = self.activation(nn.Dense(84, dtype=self.dtype, name="fc4")(x))
+    x = self.act(nn.Dense(84, dtype=self.dtype, name="fc4")(x))
     return nn.Dense(self.num_classes, dtype=self.dtype, name="logits")(x)
 
 
-register_factory("lenet5", functools.partial(LeNet5, activation=jnp.tanh, pooling="avg",
+register_factory("lenet5", functools.partial(LeNet5, act=jnp.tanh, pooling="avg",
                                              first_conv_padding="VALID", input_size=32))
-register_factory("lenet5_relu", functools.partial(LeNet5, activation=nn.relu, pooling="max",
+register_factory("lenet5_relu", functools.partial(LeNet5, act=nn.relu, pooling="max",
                                                   first_conv_padding="SAME", input_size=28))

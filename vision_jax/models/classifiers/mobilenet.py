@@ -15,6 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vision_jax.layers.activations import Activation
 from vision_jax.layers.conv import ConvBN, DepthwiseSeparable, Padding
 from vision_jax.layers.mobile import InvertedResidual, make_divisible
 from vision_jax.models.registry import register_factory
@@ -37,6 +38,7 @@ class MobileNetV1(nn.Module):
     padding: padding convention of the strided convs ("SAME" as Keras, "SYMMETRIC" as PyTorch ports).
     bn_eps: batch-norm epsilon.
     dtype: computation dtype.
+    act: activation of every conv (ReLU6).
   """
 
   num_classes: int = 1000
@@ -45,15 +47,16 @@ class MobileNetV1(nn.Module):
   padding: Padding = "SAME"
   bn_eps: float = 1e-3
   dtype: jnp.dtype = jnp.float32
+  act: Activation = nn.relu6
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
     """Maps images [N, H, W, C] to logits [N, num_classes]."""
-    x = ConvBN(int(32 * self.alpha), 3, 2, self.padding, bn_eps=self.bn_eps, act=nn.relu6, dtype=self.dtype,
+    x = ConvBN(int(32 * self.alpha), 3, 2, self.padding, bn_eps=self.bn_eps, act=self.act, dtype=self.dtype,
                name="conv1")(images.astype(self.dtype), train)
     for i, (features, stride) in enumerate(_V1_BLOCKS):
-      x = DepthwiseSeparable(int(features * self.alpha), stride, self.padding, self.bn_eps, dtype=self.dtype,
-                             name=f"block{i + 1}")(x, train)
+      x = DepthwiseSeparable(int(features * self.alpha), stride, self.padding, self.bn_eps, act=self.act,
+                             dtype=self.dtype, name=f"block{i + 1}")(x, train)
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(jnp.mean(x, axis=(1, 2)))
     return nn.Dense(self.num_classes, dtype=self.dtype, name="logits")(x)
 
@@ -68,6 +71,7 @@ class MobileNetV2(nn.Module):
     padding: padding convention of the 3x3 convs ("SYMMETRIC" torchvision, "SAME" Keras).
     bn_eps: batch-norm epsilon (torchvision 1e-5, Keras 1e-3).
     dtype: computation dtype.
+    act: activation of every non-linear conv (ReLU6; the projections stay linear).
   """
 
   num_classes: int = 1000
@@ -76,12 +80,13 @@ class MobileNetV2(nn.Module):
   padding: Padding = "SYMMETRIC"
   bn_eps: float = 1e-5
   dtype: jnp.dtype = jnp.float32
+  act: Activation = nn.relu6
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
     """Maps images [N, H, W, C] to logits [N, num_classes]."""
-    kw = dict(bn_eps=self.bn_eps, dtype=self.dtype)
-    x = ConvBN(make_divisible(32 * self.width_mult), 3, 2, self.padding, act=nn.relu6, name="stem",
+    kw = dict(bn_eps=self.bn_eps, dtype=self.dtype, act=self.act)
+    x = ConvBN(make_divisible(32 * self.width_mult), 3, 2, self.padding, name="stem",
                **kw)(images.astype(self.dtype), train)
     i = 0
     for t, c, n, s in _V2_SETTINGS:
@@ -89,7 +94,7 @@ class MobileNetV2(nn.Module):
         x = InvertedResidual(make_divisible(c * self.width_mult), s if j == 0 else 1, t, padding=self.padding,
                              name=f"block{i}", **kw)(x, train)
         i += 1
-    x = ConvBN(make_divisible(1280 * max(1.0, self.width_mult)), 1, 1, "VALID", act=nn.relu6, name="head",
+    x = ConvBN(make_divisible(1280 * max(1.0, self.width_mult)), 1, 1, "VALID", name="head",
                **kw)(x, train)
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(jnp.mean(x, axis=(1, 2)))
     return nn.Dense(self.num_classes, dtype=self.dtype, name="logits")(x)

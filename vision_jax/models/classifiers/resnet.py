@@ -19,6 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vision_jax.layers.activations import Activation
 from vision_jax.layers.conv import ConvBN, max_pool
 from vision_jax.layers.residual import BasicBlock, Bottleneck
 from vision_jax.models.registry import register_factory
@@ -38,6 +39,7 @@ class ResNet(nn.Module):
     conv_bias: conv biases (Keras).
     bn_eps: batch-norm epsilon.
     dtype: computation dtype.
+    act: activation of the stem and the blocks (ReLU).
   """
 
   stage_sizes: Sequence[int]
@@ -49,12 +51,13 @@ class ResNet(nn.Module):
   conv_bias: bool = False
   bn_eps: float = 1e-5
   dtype: jnp.dtype = jnp.float32
+  act: Activation = nn.relu
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
     """Maps images [N, H, W, C] to logits [N, num_classes]."""
     x = images.astype(self.dtype)
-    kw = dict(use_bias=self.conv_bias, bn_eps=self.bn_eps, dtype=self.dtype)
+    kw = dict(use_bias=self.conv_bias, bn_eps=self.bn_eps, act=self.act, dtype=self.dtype)
     if self.stem == "imagenet":
       x = ConvBN(self.width, 7, 2, 3, name="stem", **kw)(x, train)
       x = max_pool(x, 3, 2, 1)
@@ -66,7 +69,7 @@ class ResNet(nn.Module):
       for b in range(n):
         x = self.block_cls(self.width * 2**stage, strides=2 if stage > 0 and b == 0 else 1,
                            conv_bias=self.conv_bias, bn_eps=self.bn_eps, stride_on_1x1=self.stride_on_1x1,
-                           dtype=self.dtype, name=f"layer{stage + 1}_{b}")(x, train)
+                           dtype=self.dtype, act=self.act, name=f"layer{stage + 1}_{b}")(x, train)
     x = jnp.mean(x, axis=(1, 2))
     return nn.Dense(self.num_classes, dtype=self.dtype, name="logits")(x)
 

@@ -19,6 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vision_jax.layers.activations import Activation
 from vision_jax.layers.conv import ConvBN, adaptive_avg_pool, max_pool
 from vision_jax.models.registry import register_factory
 
@@ -37,6 +38,7 @@ class VGG(nn.Module):
     conv_dropout: dropout after each pooled stage (0 for the torchvision and Keras models).
     dropout_rate: dropout after each hidden dense layer.
     dtype: computation dtype.
+    act: activation after every conv and hidden dense layer (ReLU).
   """
 
   stage_convs: Sequence[int] = (2, 2, 3, 3, 3)
@@ -49,6 +51,7 @@ class VGG(nn.Module):
   conv_dropout: float = 0.0
   dropout_rate: float = 0.5
   dtype: jnp.dtype = jnp.float32
+  act: Activation = nn.relu
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
@@ -56,7 +59,7 @@ class VGG(nn.Module):
     x = images.astype(self.dtype)
     for stage, (n, width) in enumerate(zip(self.stage_convs, self.widths)):
       for i in range(n):
-        x = ConvBN(width, 3, use_bias=True, use_bn=self.batch_norm, dtype=self.dtype,
+        x = ConvBN(width, 3, use_bias=True, use_bn=self.batch_norm, act=self.act, dtype=self.dtype,
                    name=f"block{stage + 1}_conv{i + 1}")(x, train)
       x = max_pool(x, 2, 2)
       if self.conv_dropout:
@@ -68,7 +71,7 @@ class VGG(nn.Module):
       x = nn.Dense(units, dtype=self.dtype, name=f"fc{i + 1}")(x)
       if self.dense_batch_norm:
         x = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype, name=f"fc{i + 1}_bn")(x)
-      x = nn.relu(x)
+      x = self.act(x)
       if self.dropout_rate:
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
     return nn.Dense(self.num_classes, dtype=self.dtype, name="logits")(x)

@@ -7,6 +7,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vision_jax.layers.activations import Activation
 from vision_jax.layers.conv import ConvBN, SeparableConv, max_pool
 from vision_jax.models.registry import register
 
@@ -18,9 +19,10 @@ class XceptionBlock(nn.Module):
   Attributes:
     widths: output channels of the separable convs.
     reduce: end with a 3x3/2 max pool and project the shortcut.
-    first_relu: apply ReLU before the first separable conv.
+    first_relu: apply the activation before the first separable conv.
     bn_eps: batch-norm epsilon.
     dtype: computation dtype.
+    act: the activation before each separable conv (ReLU).
   """
 
   widths: tuple[int, ...]
@@ -28,6 +30,7 @@ class XceptionBlock(nn.Module):
   first_relu: bool = True
   bn_eps: float = 1e-3
   dtype: jnp.dtype = jnp.float32
+  act: Activation = nn.relu
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -35,7 +38,7 @@ class XceptionBlock(nn.Module):
     y = x
     for i, width in enumerate(self.widths):
       if i > 0 or self.first_relu:
-        y = nn.relu(y)
+        y = self.act(y)
       y = SeparableConv(width, dtype=self.dtype, name=f"sepconv{i + 1}")(y)
       y = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=self.bn_eps, dtype=self.dtype,
                        name=f"sepconv{i + 1}_bn")(y)
@@ -56,17 +59,19 @@ class Xception(nn.Module):
     middle_blocks: identity blocks in the middle flow.
     bn_eps: batch-norm epsilon (Keras default 1e-3).
     dtype: computation dtype.
+    act: every activation of the network (ReLU).
   """
 
   num_classes: int = 1000
   middle_blocks: int = 8
   bn_eps: float = 1e-3
   dtype: jnp.dtype = jnp.float32
+  act: Activation = nn.relu
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
     """Maps images [N, H, W, C] to logits [N, num_classes]."""
-    kw = dict(bn_eps=self.bn_eps, dtype=self.dtype)
+    kw = dict(bn_eps=self.bn_eps, dtype=self.dtype, act=self.act)
     x = ConvBN(32, 3, 2, "VALID", name="block1_conv1", **kw)(images.astype(self.dtype), train)
     x = ConvBN(64, 3, 1, "VALID", name="block1_conv2", **kw)(x, train)
     x = XceptionBlock((128, 128), first_relu=False, name="block2", **kw)(x, train)
@@ -75,8 +80,8 @@ class Xception(nn.Module):
     for i in range(self.middle_blocks):
       x = XceptionBlock((728, 728, 728), reduce=False, name=f"block{i + 5}", **kw)(x, train)
     x = XceptionBlock((728, 1024), name=f"block{self.middle_blocks + 5}", **kw)(x, train)
-    x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=self.bn_eps, dtype=self.dtype,
-                             name="exit_sepconv1_bn")(SeparableConv(1536, dtype=self.dtype, name="exit_sepconv1")(x)))
-    x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=self.bn_eps, dtype=self.dtype,
-                             name="exit_sepconv2_bn")(SeparableConv(2048, dtype=self.dtype, name="exit_sepconv2")(x)))
+    x = self.act(nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=self.bn_eps, dtype=self.dtype,
+                              name="exit_sepconv1_bn")(SeparableConv(1536, dtype=self.dtype, name="exit_sepconv1")(x)))
+    x = self.act(nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=self.bn_eps, dtype=self.dtype,
+                              name="exit_sepconv2_bn")(SeparableConv(2048, dtype=self.dtype, name="exit_sepconv2")(x)))
     return nn.Dense(self.num_classes, dtype=self.dtype, name="logits")(jnp.mean(x, axis=(1, 2)))
