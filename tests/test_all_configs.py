@@ -7,6 +7,7 @@ import jax
 import pytest
 
 from vision_jax import config_loading, models, tasks
+from vision_jax.data import datasets, synthetic
 from vision_jax.data.datasets import DatasetSpec
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,11 +30,19 @@ def test_config_builds_its_model(name, arg):
   smoke = config_loading.load_config(f"{path}:{arg},smoke" if arg else f"{path}:smoke")
   assert 0 < smoke.num_train_steps <= 20
   assert config.model.name in models.names()
-  shape = STORED_SHAPE[config.dataset.name]
-  if config.input.image_size:
-    shape = (config.input.image_size, config.input.image_size, shape[-1])
-  spec = DatasetSpec(config.dataset.name, "train", 1000, shape, 10, tuple(map(str, range(10))))
+  if config.dataset.name in synthetic.NAMES:  # generated in memory: its real spec, with its extra features
+    _, spec = datasets.load(config.dataset.name, "test")
+  else:
+    shape = STORED_SHAPE[config.dataset.name]
+    if config.input.image_size:
+      shape = (config.input.image_size, config.input.image_size, shape[-1])
+    spec = DatasetSpec(config.dataset.name, "train", 1000, shape, 10, tuple(map(str, range(10))))
   task = tasks.get(config, spec)
   variables = jax.eval_shape(task.init_variables, jax.random.PRNGKey(0))
+  if config.task == "multi_head":
+    inputs = [jax.numpy.zeros((2,) + input_shape) for input_shape in task.input_shapes()]
+    outputs = jax.eval_shape(task.outputs, variables, inputs)
+    assert {k: v.shape for k, v in outputs.items()} == {h.name: (2, h.width) for h in task.heads}
+    return
   logits = jax.eval_shape(lambda v: task.model.apply(v, jax.numpy.zeros((2,) + task.input_shape())), variables)
-  assert logits.shape == (2, 10)
+  assert logits.shape == (2, spec.num_classes)

@@ -1,4 +1,5 @@
-"""Datasets by name: the embedded MNIST sample and any TFDS dataset prepared as array_record.
+"""Datasets by name: the embedded MNIST sample, the generated datasets (`synthetic.NAMES`) and any TFDS dataset
+prepared as array_record.
 
 `load(name, split, data_dir)` returns a random-access data source (TFDS `as_data_source`, no TensorFlow
 needed) and a `DatasetSpec` with what the model and task need to know.
@@ -26,21 +27,25 @@ class DatasetSpec:
     name: dataset name.
     split: split name.
     num_examples: examples in the split.
-    image_shape: (H, W, C) of stored images.
+    image_shape: (H, W, C) of stored images, or the stored shape of the main input of another rank
+      ((T, C) signals, (D, H, W, C) volumes).
     num_classes: number of label classes.
     class_names: label names, index-aligned.
-    image_key: feature key of the image.
+    image_key: feature key of the image (the main input).
     label_key: feature key of the label.
+    extra_features: further features that batches carry as stored, by key with their per-example shape
+      (e.g. a second input or regression targets); empty for plain classification datasets.
   """
 
   name: str
   split: str
   num_examples: int
-  image_shape: tuple[int, int, int]
+  image_shape: tuple[int, ...]
   num_classes: int
   class_names: tuple[str, ...]
   image_key: str = "image"
   label_key: str = "label"
+  extra_features: dict[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
 
 
 def default_data_dir() -> str:
@@ -73,7 +78,8 @@ def load(name: str, split: str, data_dir: str | None = None) -> tuple[Sequence[A
   """Opens a split of a dataset as a random-access source.
 
   Args:
-    name: "mnist_embedded" or a TFDS dataset name (prepared as array_record).
+    name: "mnist_embedded", a generated dataset (`synthetic.NAMES`) or a TFDS dataset name (prepared as
+      array_record).
     split: a TFDS split string, e.g. "train", "test", "train[:90%]".
     data_dir: TFDS data directory; `default_data_dir()` when empty.
 
@@ -83,6 +89,10 @@ def load(name: str, split: str, data_dir: str | None = None) -> tuple[Sequence[A
   Raises:
     DataError: unknown, unprepared or empty dataset, unknown split, or a non-image dataset.
   """
+  # Imported here because `synthetic` imports DatasetSpec from this module.
+  from vision_jax.data import synthetic  # pylint: disable=import-outside-toplevel
+  if name in synthetic.NAMES:
+    return synthetic.load(name, split)
   data_dir = data_dir or default_data_dir()
   builder = _builder(name, data_dir)
   info = builder.info

@@ -10,8 +10,9 @@ run continues bit-identically, and the global batch is the same whatever the num
 * Evaluation: one pass in order; the last global batch is padded and a `mask` marks the real examples, so every
   example counts exactly once whatever the batch size and process count.
 
-Batches are dicts of NumPy arrays: `image` (uint8 or float, [L, H, W, C]), `label` int32 [L] and, for
-evaluation, `mask` bool [L]. Image augmentation and normalization run on device inside the jitted step
+Batches are dicts of NumPy arrays: `image` (uint8 or float, [L, H, W, C], or [L, *shape] for inputs of another
+rank such as [L, T, C] signals), `label` int32 [L], the dataset's `extra_features` as stored ([L, *shape]) and,
+for evaluation, `mask` bool [L]. Image augmentation and normalization run on device inside the jitted step
 (`vision_jax.data.augment`).
 """
 
@@ -75,10 +76,13 @@ def _read(source: Sequence[Any], spec: DatasetSpec, indices: np.ndarray,
   if image_size:
     decoded = [resize_and_center_crop(image, image_size) for image in decoded]
   images = np.stack(decoded)
-  if images.ndim == 3:  # grayscale stored without a channel axis
+  if images.ndim == len(spec.image_shape):  # stored without its channel axis (e.g. grayscale [H, W])
     images = images[..., None]
   labels = np.asarray([r[spec.label_key] for r in records], dtype=np.int32)
-  return {"image": images, "label": labels}
+  batch = {"image": images, "label": labels}
+  for key in spec.extra_features:
+    batch[key] = np.stack([np.asarray(r[key]) for r in records])
+  return batch
 
 
 class _TrainBatch:

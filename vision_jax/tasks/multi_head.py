@@ -1,0 +1,259 @@
+"""Several inputs, several heads: per-head losses with loss weights, per-head metrics, and the step bodies.
+
+A config selects it with `task = "multi_head"` and describes
+  * `model.inputs`: the batch keys fed to the model, in order (e.g. "image,image2"); each is an image prepared
+    by the input ops (`input.preprocess`, `input.augment`, `input.normalize`), augmented independently;
+  * `heads.<name>`: `kind` ("regression", "multiclass" or "binary"), `target` (a batch key), `weight` (its
+    loss weight) and, for multi-class heads, `num_classes` (0: the dataset's classes).
+The model is built with `heads=((name, width), ...)` and returns {name: [N, width]}. The training loss is
+sum_h weight_h * mean_n loss_h(n), with loss_h the squared error (regression), softmax cross-entropy
+(multiclass) or sigmoid binary cross-entropy (binary) of head h.
+
+Metrics: `loss` (the weighted total), `<head>_loss` for every head, and `<head>_mae` (regression),
+`<head>_accuracy` (multiclass, binary) and, in evaluation, `<head>_auc` (binary). The confusion matrix of the
+multi-class head whose target is the dataset's label is reported (and plotted) as `confusion`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from vision_jax import models
+from vision_jax.data import augment
+from vision_jax.data.datasets import DatasetSpec
+from vision_jax.errors import ConfigError
+from vision_jax.evaluation import binary as binary_metrics
+from vision_jax.evaluation import classification as cls_metrics
+from vision_jax.tasks.classification import cross_entropy
+from vision_jax.train_state import TrainState
+
+KINDS = ("regression", "multiclass", "binary")
+
+
+@dataclasses.dataclass(frozen=True)
+class Head:
+  """One output of a multi-head model.
+
+  Attributes:
+    name: the model output and metric prefix.
+    kind: "regression" (squared error), "multiclass" (softmax cross-entropy) or "binary" (sigmoid BCE).
+    target: the batch key holding the targets: float [N] values, int [N] classes or 0/1 [N].
+    weight: the head's loss weight.
+    num_classes: classes of a multi-class head (unused otherwise).
+  """
+
+  name: str
+  kind: str
+  target: str
+  weight: float = 1.0
+  num_classes: int = 0
+
+  @property
+  def width(self) -> int:
+    """Outputs per example: the class count of a multi-class head, 1 otherwise."""
+    return self.num_classes if self.kind == "multiclass" else 1
+
+
+def head_losses(outputs: dict[str, jax.Array], targets: dict[str, jax.Array],
+                heads: Sequence[Head]) -> dict[str, jax.Array]:
+  """Per-example loss of every head.
+
+  Args:
+    outputs: head name -> [N, width] model outputs.
+    targets: batch key -> [N] targets (each head reads `targets[head.target]`).
+    heads: the heads.
+
+  Returns:
+    head name -> [N] float32 losses: (y_hat - y)^2, softmax cross-entropy, or sigmoid binary cross-entropy.
+  """
+  losses = {}
+  for head in heads:
+    out, y = outputs[head.name].astype(jnp.float32), targets[head.target]
+    if head.kind == "regression":
+      losses[head.name] = jnp.square(out[:, 0] - y.astype(jnp.float32))
+    elif head.kind == "multiclass":
+      losses[head.name] = cross_entropy(out, y)
+    else:
+      losses[head.name] = optax.sigmoid_binary_cross_entropy(out[:, 0], y.astype(jnp.float32))
+  return losses
+
+
+def weighted_loss(losses: dict[str, jax.Array], heads: Sequence[Head]) -> jax.Array:
+  """[N] per-example total sum_h weight_h * losses[h]; its batch mean is the training objective."""
+  return sum(head.weight * losses[head.name] for head in heads)
+
+
+def heads_from_config(config: ml_collections.ConfigDict, spec: DatasetSpec) -> tuple[Head, ...]:
+  """The heads of `config.heads`, checked against the batch keys the dataset provides.
+
+  Raises:
+    ConfigError: no heads, an unknown kind, a negative weight, or a target the dataset does not have.
+  """
+  if not config.get("heads"):
+    raise ConfigError("task 'multi_head' needs config.heads: one entry per head with kind, target and weight")
+  available = ("label",) + tuple(spec.extra_features)
+  heads = []
+  for name, entry in config.heads.items():
+    kind, target = entry.kind, entry.target
+    if kind not in KINDS:
+      raise ConfigError(f"heads.{name}.kind={kind!r} is unknown; use one of {', '.join(KINDS)}")
+    if target not in available:
+      raise ConfigError(f"heads.{name}.target={target!r} is not a feature of dataset {spec.name!r}; "
+                        f"its targets are {', '.join(available)}")
+    if entry.weight < 0:
+      raise ConfigError(f"heads.{name}.weight={entry.weight} is negative; loss weights must be >= 0")
+    num_classes = int(entry.get("num_classes", 0)) or (spec.num_classes if kind == "multiclass" else 0)
+    heads.append(Head(name, kind, target, float(entry.weight), num_classes))
+  return tuple(heads)
+
+
+class MultiHeadTask:
+  """Models with several image inputs and regression / multi-class / binary heads (see the module docstring).
+
+  Args:
+    config: the experiment config (model, input, heads sections are read).
+    spec: the training split's `DatasetSpec`.
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict, spec: DatasetSpec):
+    self.config = config
+    self.spec = spec
+    self.heads = heads_from_config(config, spec)
+    self.input_keys = tuple(k.strip() for k in config.model.get("inputs", "image").split(",") if k.strip())
+    for key in self.input_keys:
+      if key != "image" and key not in spec.extra_features:
+        raise ConfigError(f"model.inputs names {key!r}, which dataset {spec.name!r} does not provide; its "
+                          f"inputs are image, {', '.join(spec.extra_features)}")
+    self.num_classes = spec.num_classes
+    self.model = models.get(config.model.name, heads=tuple((h.name, h.width) for h in self.heads),
+                            **config.model.kwargs.to_dict())
+    self._preprocess = augment.build(config.input.preprocess)
+    self._augment = augment.build(config.input.augment)
+    self._normalize = augment.build(config.input.normalize)
+    label_heads = [h for h in self.heads if h.kind == "multiclass" and h.target == "label"]
+    self._confusion_head = label_heads[0] if label_heads else None
+
+  @property
+  def metric_names(self) -> tuple[str, ...]:
+    """Scalar metrics reported by train steps (evaluation adds `<head>_auc` for binary heads)."""
+    names = ["loss"]
+    for head in self.heads:
+      names += [f"{head.name}_loss", f"{head.name}_mae" if head.kind == "regression" else f"{head.name}_accuracy"]
+    return tuple(names)
+
+  def _stored_shape(self, key: str) -> tuple[int, ...]:
+    return tuple(self.spec.image_shape if key == "image" else self.spec.extra_features[key])
+
+  def prepare_inputs(self, rng: jax.Array, batch: dict[str, jax.Array], train: bool) -> list[jax.Array]:
+    """The model's inputs from a batch: each input key through preprocess, augment (training), normalize."""
+    inputs = []
+    for i, key in enumerate(self.input_keys):
+      key_rng = jax.random.fold_in(rng, i)
+      x = self._preprocess(jax.random.fold_in(key_rng, 0), batch[key])
+      if train:
+        x = self._augment(jax.random.fold_in(key_rng, 1), x)
+      inputs.append(self._normalize(jax.random.fold_in(key_rng, 2), x))
+    return inputs
+
+  def input_shapes(self) -> list[tuple[int, ...]]:
+    """Per-example shape of each prepared model input, found by tracing `prepare_inputs`."""
+    stored = {k: jax.ShapeDtypeStruct((1,) + self._stored_shape(k), jnp.uint8) for k in self.input_keys}
+    prepared = jax.eval_shape(lambda b: self.prepare_inputs(jax.random.PRNGKey(0), b, False), stored)
+    return [tuple(x.shape[1:]) for x in prepared]
+
+  def init_variables(self, rng: jax.Array) -> dict[str, Any]:
+    """Initial model variables for one example of each prepared input."""
+    dummies = [jnp.zeros((1,) + shape, jnp.float32) for shape in self.input_shapes()]
+    return self.model.init({"params": rng, "dropout": rng}, *dummies, train=False)
+
+  def outputs(self, variables: dict[str, Any], inputs: Sequence[jax.Array]) -> dict[str, jax.Array]:
+    """Evaluation-mode model outputs {head: [N, width]} for prepared inputs."""
+    return self.model.apply(variables, *inputs, train=False)
+
+  def logits(self, state: TrainState, images: jax.Array) -> jax.Array:
+    """Not available: `--mode=predict` classifies single images, and this task's models take several inputs."""
+    del state, images
+    raise ConfigError("--mode=predict classifies single images; a multi_head model takes "
+                      f"{', '.join(self.input_keys)}: use --mode=eval, or call task.outputs from Python")
+
+  def _sums(self, outputs, batch, losses, weights) -> dict[str, jax.Array]:
+    """Weighted sums over the batch of every metric in `metric_names`."""
+    sums = {"loss": jnp.sum(weighted_loss(losses, self.heads) * weights)}
+    for head in self.heads:
+      out, y = outputs[head.name].astype(jnp.float32), batch[head.target]
+      sums[f"{head.name}_loss"] = jnp.sum(losses[head.name] * weights)
+      if head.kind == "regression":
+        sums[f"{head.name}_mae"] = jnp.sum(jnp.abs(out[:, 0] - y.astype(jnp.float32)) * weights)
+      elif head.kind == "multiclass":
+        sums[f"{head.name}_accuracy"] = jnp.sum(cls_metrics.correct(out, y) * weights)
+      else:
+        sums[f"{head.name}_accuracy"] = jnp.sum(binary_metrics.binary_correct(out[:, 0], y) * weights)
+    return sums
+
+  def train_step(self, state: TrainState, batch: dict[str, jax.Array], tx: optax.GradientTransformation):
+    """One optimizer update on a global batch.
+
+    Args:
+      state: the current train state.
+      batch: the input keys ([N, H, W, C] each) and every head's target key ([N]).
+      tx: the optimizer.
+
+    Returns:
+      (new state, {metric: batch mean}).
+    """
+    step_rng = jax.random.fold_in(state.rng, state.step)
+    inputs = self.prepare_inputs(jax.random.fold_in(step_rng, 0), batch, train=True)
+
+    def loss_fn(params):
+      variables = {"params": params, "batch_stats": state.batch_stats} if state.batch_stats else {"params": params}
+      outputs, updates = self.model.apply(variables, *inputs, train=True,
+                                          rngs={"dropout": jax.random.fold_in(step_rng, 1)},
+                                          mutable=["batch_stats"])
+      losses = head_losses(outputs, batch, self.heads)
+      return jnp.mean(weighted_loss(losses, self.heads)), (outputs, losses,
+                                                            updates.get("batch_stats", state.batch_stats))
+
+    grads, (outputs, losses, batch_stats) = jax.grad(loss_fn, has_aux=True)(state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    updates = jax.tree.map(lambda u: u * state.lr_scale.astype(u.dtype), updates)
+    new_state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                              batch_stats=batch_stats, opt_state=opt_state)
+    count = batch["label"].shape[0]
+    weights = jnp.ones((count,), jnp.float32)
+    return new_state, {k: v / count for k, v in self._sums(outputs, batch, losses, weights).items()}
+
+  def eval_step(self, state: TrainState, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """Summed statistics of one padded eval batch (with "mask"); padded rows count zero."""
+    outputs = self.outputs(state.variables(), self.prepare_inputs(jax.random.PRNGKey(0), batch, train=False))
+    weights = batch["mask"].astype(jnp.float32)
+    sums = self._sums(outputs, batch, head_losses(outputs, batch, self.heads), weights)
+    sums["count"] = jnp.sum(weights)
+    for head in self.heads:
+      if head.kind == "binary":
+        sums[f"{head.name}_auc_pos"], sums[f"{head.name}_auc_neg"] = binary_metrics.score_histograms(
+            outputs[head.name][:, 0], batch[head.target], weights)
+    if self._confusion_head is not None:
+      head = self._confusion_head
+      sums["confusion"] = cls_metrics.confusion_matrix(batch[head.target], jnp.argmax(outputs[head.name], -1),
+                                                       head.num_classes, weights)
+    return sums
+
+  def reduce_eval(self, sums: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Summed eval statistics over all batches -> metrics (means, AUCs) and the label head's confusion."""
+    count = float(sums["count"])
+    metrics = {k: float(sums[k]) / count for k in self.metric_names}
+    for head in self.heads:
+      if head.kind == "binary":
+        metrics[f"{head.name}_auc"] = binary_metrics.auc_from_histograms(sums[f"{head.name}_auc_pos"],
+                                                                         sums[f"{head.name}_auc_neg"])
+    metrics["num_examples"] = int(round(count))
+    if "confusion" in sums:
+      metrics["confusion"] = np.asarray(sums["confusion"]).round().astype(np.int64)
+    return metrics
