@@ -159,15 +159,20 @@ def base_config() -> ml_collections.ConfigDict:
   c.transfer = ml_collections.ConfigDict()  # vision_jax.transfer; patterns are regexes over "a/b/kernel" paths
   c.transfer.init_from = ""  # workdir of one of our runs (its best/, else newest checkpoint)
   c.transfer.init_from_keras = ""  # Keras 3 weights file (vision_jax.interop.keras)
-  c.compile = ml_collections.ConfigDict()
-  c.compile.xla_cpu_tuning = True  # CPU only: Eigen convolutions, materialized conv inputs (vision_jax/xla_cpu.py)
-
   c.transfer.init_from_torch = ""  # torchvision state dict (vision_jax.interop.torch)
   c.transfer.head = ""  # re-initialized pattern; "" -> the last module, only where its shape differs
   c.transfer.freeze = ""  # parameters matching this get no updates
   c.transfer.trainable = ""  # if set, only parameters matching this are trained
   c.transfer.backbone_lr_factor = 1.0  # update multiplier of trainable parameters outside the head
   c.transfer.freeze_batch_stats = True  # batch-norm statistics of fully frozen layers stay fixed
+
+  c.train = ml_collections.ConfigDict()  # memory and precision of the train step (vision_jax/step_memory.py)
+  c.train.compute_dtype = "float32"  # "bfloat16": model computation in bf16; parameters, loss, updates stay fp32
+  c.train.grad_accum_steps = 1  # k > 1: the batch is processed as k micro-batches, one update (same as k = 1)
+  c.train.remat = "none"  # none | full | dots: jax.checkpoint policy for the forward pass
+
+  c.compile = ml_collections.ConfigDict()
+  c.compile.xla_cpu_tuning = True  # CPU only: Eigen convolutions, materialized conv inputs (vision_jax/xla_cpu.py)
   return c
 
 

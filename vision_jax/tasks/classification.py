@@ -18,6 +18,7 @@ import optax
 from vision_jax.data import augment
 from vision_jax.data.datasets import DatasetSpec
 from vision_jax.evaluation import classification as cls_metrics
+from vision_jax import step_memory
 from vision_jax.models import overrides
 from vision_jax.train_state import TrainState
 
@@ -38,6 +39,18 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, label_smoothing: float =
   return optax.softmax_cross_entropy(logits.astype(jnp.float32), targets)
 
 
+# Weight of each auxiliary classifier's loss (GoogLeNet, Inception v3): Szegedy et al., "Going Deeper with
+# Convolutions", 2014, section 5.
+AUX_LOSS_WEIGHT = 0.3
+
+
+def split_aux_logits(outputs: jax.Array | tuple[jax.Array, ...]) -> tuple[jax.Array, tuple[jax.Array, ...]]:
+  """A model's output -> (main logits [N, K], auxiliary logits); models with aux heads return a tuple."""
+  if isinstance(outputs, (tuple, list)):
+    return outputs[0], tuple(outputs[1:])
+  return outputs, ()
+
+
 class ClassificationTask:
   """Classification of images into `spec.num_classes` classes.
 
@@ -51,7 +64,11 @@ class ClassificationTask:
     self.spec = spec
     self.num_classes = spec.num_classes
     # name, kwargs and the activation/initializer/batch-norm/dropout switches (vision_jax.models.overrides)
-    self.model: nn.Module = overrides.from_config(config.model, num_classes=spec.num_classes)
+    compute = {} if config.train.compute_dtype == "float32" else {"dtype": jnp.dtype(config.train.compute_dtype)}
+    self.model: nn.Module = overrides.from_config(config.model, num_classes=spec.num_classes, **compute)
+    self.grad_accum_steps = int(config.train.grad_accum_steps)
+    step_memory.remat_policy(config.train.remat)  # a ConfigError now for an unknown policy name
+    self.remat = config.train.remat
     self._preprocess = augment.build(config.input.preprocess)
     self._augment = augment.build(config.input.augment)
     self._normalize = augment.build(config.input.normalize)
@@ -108,21 +125,34 @@ class ClassificationTask:
 
     Returns:
       (new state, {metric: batch mean}); the loss is against the (possibly mixed) targets, accuracy against
-      each example's own label.
+      each example's own label. Auxiliary heads add `AUX_LOSS_WEIGHT` x their loss to the optimized loss; the
+      reported loss is the main head's.
     """
     step_rng = jax.random.fold_in(state.rng, state.step)
     labels = batch["label"]
     images, targets = self.train_inputs(jax.random.fold_in(step_rng, 0), batch["image"], labels)
 
-    def loss_fn(params):
-      variables = {"params": params, "batch_stats": state.batch_stats} if state.batch_stats else {"params": params}
-      logits, updates = self.model.apply(variables, images, train=True,
-                                         rngs={"dropout": jax.random.fold_in(step_rng, 1)},
-                                         mutable=["batch_stats"])
-      losses = optax.softmax_cross_entropy(logits.astype(jnp.float32), targets)
-      return jnp.mean(losses), (logits, losses, updates.get("batch_stats", state.batch_stats))
+    dropout_rng = jax.random.fold_in(step_rng, 1)
+    apply = step_memory.maybe_remat(
+        lambda variables, images, rng: self.model.apply(variables, images, train=True, rngs={"dropout": rng},
+                                                        mutable=["batch_stats"]), self.remat)
 
-    grads, (logits, losses, batch_stats) = jax.grad(loss_fn, has_aux=True)(state.params)
+    def micro_batch_grads(params, micro, batch_stats, index):
+      def loss_fn(params):
+        variables = {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
+        outputs, updates = apply(variables, micro["image"], jax.random.fold_in(dropout_rng, index))
+        logits, aux = split_aux_logits(outputs)
+        losses = optax.softmax_cross_entropy(logits.astype(jnp.float32), micro["target"])
+        aux_loss = sum(jnp.mean(optax.softmax_cross_entropy(a.astype(jnp.float32), micro["target"])) for a in aux)
+        return jnp.mean(losses) + AUX_LOSS_WEIGHT * aux_loss, (logits, losses, updates.get("batch_stats", batch_stats))
+
+      grads, (logits, losses, batch_stats) = jax.grad(loss_fn, has_aux=True)(params)
+      return grads, ((logits, losses), batch_stats)
+
+    # One micro-batch (the default) is a plain gradient; k > 1 scans over k slices of the batch.
+    grads, (logits, losses), batch_stats = step_memory.accumulate_gradients(
+        micro_batch_grads, state.params, {"image": images, "target": targets}, state.batch_stats,
+        self.grad_accum_steps)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     updates = jax.tree.map(lambda u: u * state.lr_scale.astype(u.dtype), updates)
     new_state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
@@ -134,7 +164,7 @@ class ClassificationTask:
   def logits(self, state: TrainState, images: jax.Array) -> jax.Array:
     """Logits [N, K] of stored-format images (no augmentation)."""
     prepared = self.prepare_images(jax.random.PRNGKey(0), images, train=False)
-    return self.model.apply(state.variables(), prepared, train=False)
+    return split_aux_logits(self.model.apply(state.variables(), prepared, train=False))[0]
 
   def eval_step(self, state: TrainState, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
     """Summed statistics of one padded eval batch ({"image", "label", "mask"}); padded rows count zero."""
