@@ -1,4 +1,8 @@
-"""One short run through `python -m vision_jax.main` per config of the multi-input / 1D / 3D experiments."""
+"""One short run through `python -m vision_jax.main` per config of the multi-input / 1D / 3D experiments.
+
+The 1D and 3D runs (10-20 s each on CPU) are marked slow; in CI their task's steps run in-process in
+test_array_classification.py.
+"""
 
 import json
 import math
@@ -18,7 +22,8 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("name", [pytest.param("ecg1d.py", marks=pytest.mark.slow), "multi_io_digits.py",
+                                  pytest.param("volumes3d.py", marks=pytest.mark.slow)])
 def test_smoke_run_through_main(name, tmp_path):
   dataset, num_eval, metrics = CASES[name]
   workdir = str(tmp_path / "run")
