@@ -29,6 +29,7 @@ def max_pool_2d(x: jax.Array, window: Sequence[int], strides: Sequence[int],
     [N, H', W', C] with H' = (H + top + bottom - kh) // sh + 1 (same for W').
   """
   (kh, kw), (sh, sw) = window, strides
+  x = jnp.asarray(x)
   if any(lo or hi for lo, hi in pads):
     fill = jnp.array(-jnp.inf, x.dtype) if jnp.issubdtype(x.dtype, jnp.floating) else jnp.iinfo(x.dtype).min
     x = jnp.pad(x, ((0, 0), tuple(pads[0]), tuple(pads[1]), (0, 0)), constant_values=fill)
