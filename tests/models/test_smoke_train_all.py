@@ -4,6 +4,8 @@ reads) at the input shape that config feeds it: a few train steps, a checkpoint 
 CI runs a cheap member of four families (most of the time goes to compiling the step); every other registered
 image classifier, and googlenet and inception_v3 (at 299x299) with their auxiliary heads, run under `-m slow`.
 The 20-step `configs/digits.py:model=<name>,smoke` run of every model is the command-line form of this check.
+Also under `-m slow`: every image classifier's config for its real dataset (mnist, cifar10 or imagenet2012 by
+TFDS name) builds it at the input shape that config feeds (tests/test_all_configs.py does one per family in CI).
 """
 
 import math
@@ -13,6 +15,7 @@ import jax
 import numpy as np
 import pytest
 
+from tests import test_all_configs as all_configs
 from vision_jax import config_loading, models, train
 from vision_jax.checkpoint import load_state_arrays
 
@@ -59,3 +62,21 @@ def test_smoke_train(name, aux, data_dir, tmp_path):
 @pytest.mark.parametrize("name,aux", SLOW, ids=[f"{n}{'-aux' if a else ''}" for n, a in SLOW])
 def test_smoke_train_slow(name, aux, data_dir, tmp_path):
   check(name, aux, data_dir, str(tmp_path / "run"))
+
+
+# The real dataset of each image classifier: MNIST for LeNet-5 (the embedded sample; `dataset=mnist` takes the
+# full one once prepared), CIFAR-10 for the small networks, ImageNet otherwise.
+CIFAR_MODELS = ("little_vgg", "nin", "simple_cnn", "resnet18_cifar", "resnet34_cifar", "resnet50_cifar")
+
+
+def real_dataset_config(name):
+  """(config file, argument) of `name`'s config for its real dataset."""
+  if name.startswith("lenet5"):
+    return "mnist_lenet.py", f"model={name}"
+  return ("cifar10.py" if name in CIFAR_MODELS else "imagenet2012.py"), f"model={name}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in models.names() if n not in models.NOT_IMAGE_CLASSIFIERS])
+def test_real_dataset_config_builds(name):
+  all_configs.test_config_builds_its_model(*real_dataset_config(name))
