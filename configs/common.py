@@ -172,7 +172,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.remat = "none"  # none | full | dots: jax.checkpoint policy for the forward pass
 
   c.compile = ml_collections.ConfigDict()
-  c.compile.xla_cpu_tuning = True  # CPU only: Eigen convolutions, materialized conv inputs (vision_jax/xla_cpu.py)
+  c.compile.xla_cpu_tuning = True  # CPU only: Eigen convs, conv input barriers, fast BN sums (vision_jax/xla_cpu.py)
   return c
 
 

@@ -100,7 +100,7 @@ def _train_step_body(s: Setup):
   tuned = xla_cpu.tuning_enabled(s.config.compile.xla_cpu_tuning)
 
   def step(state, batch):
-    with xla_cpu.conv_input_barriers(tuned):
+    with xla_cpu.train_step_rewrites(tuned):
       return s.task.train_step(state, batch, tx=s.tx)
 
   return step

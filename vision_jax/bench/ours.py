@@ -51,7 +51,7 @@ def bench_model(model: str, batch: int, resolution: int, channels: int, dtype: s
   apply_barriers = xla_cpu.tuning_enabled(tuned)
 
   def train_body(state, batch_arrays):
-    with xla_cpu.conv_input_barriers(apply_barriers):
+    with xla_cpu.train_step_rewrites(apply_barriers):
       return task.train_step(state, batch_arrays, tx=tx)
 
   train_step = xla_cpu.jit_step(train_body, tuned, in_shardings=(replicated, batch_sharded),

@@ -1,0 +1,52 @@
+"""The phase-decomposed input gradient equals XLA's own transposed convolution."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from vision_jax.layers import conv_vjp
+
+
+def _reference(x, w, strides, padding):
+  return jax.lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+@pytest.mark.parametrize("size,kernel,strides,padding", [
+    (8, 3, (2, 2), ((1, 1), (1, 1))),   # ResNet's stride-2 3x3
+    (8, 1, (2, 2), ((0, 0), (0, 0))),   # its 1x1 projection shortcut: odd pixels get no gradient
+    (12, 3, (3, 3), ((1, 1), (1, 1))),
+    (8, 3, (2, 2), ((0, 1), (0, 1))),   # TensorFlow "SAME" for stride 2
+    (9, 3, (2, 2), ((1, 1), (1, 1))),   # odd size: falls back to the default input gradient
+    (8, 3, (2, 1), ((1, 2), (2, 1))),   # unequal strides and paddings
+    (10, 7, (2, 2), ((3, 3), (3, 3))),  # the ResNet-50 stem: XLA's own gradients
+])
+@pytest.mark.parametrize("channels", [16, 3])  # 16 takes the phase/tap gradients, 3 XLA's own
+def test_value_and_gradients_match_lax(size, kernel, strides, padding, channels):
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(2, size, size, channels)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(kernel, kernel, channels, 5)), jnp.float32)
+  ours = conv_vjp.conv2d(x, w, strides, padding)
+  ref = _reference(x, w, strides, padding)
+  np.testing.assert_allclose(ours, ref, rtol=1e-6, atol=1e-6)
+  dy = jnp.asarray(rng.normal(size=ref.shape), jnp.float32)
+  ours_dx, ours_dw = jax.vjp(lambda a, b: conv_vjp.conv2d(a, b, strides, padding), x, w)[1](dy)
+  ref_dx, ref_dw = jax.vjp(lambda a, b: _reference(a, b, strides, padding), x, w)[1](dy)
+  assert float(jnp.abs(ref_dx).max()) > 1.0  # the gradient is not trivially zero
+  np.testing.assert_allclose(ours_dx, ref_dx, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(ours_dw, ref_dw, rtol=1e-5, atol=1e-5)
+
+
+def test_stride_one_is_the_plain_convolution():
+  x, w = jnp.ones((1, 5, 5, 2)), jnp.ones((3, 3, 2, 4))
+  np.testing.assert_array_equal(conv_vjp.conv2d(x, w, (1, 1), ((1, 1), (1, 1))),
+                                _reference(x, w, (1, 1), ((1, 1), (1, 1))))
+
+
+def test_strided_gradient_has_no_dilated_convolution():
+  x, w = jnp.ones((2, 8, 8, 16)), jnp.ones((3, 3, 16, 32))
+  grads = jax.grad(lambda a, b: jnp.sum(conv_vjp.conv2d(a, b, (2, 2), ((1, 1), (1, 1)))), argnums=(0, 1))
+  text = str(jax.make_jaxpr(grads)(x, w))
+  assert "lhs_dilation=(2, 2)" not in text
+  reference = jax.grad(lambda a, b: jnp.sum(_reference(a, b, (2, 2), ((1, 1), (1, 1)))), argnums=(0, 1))
+  assert "lhs_dilation=(2, 2)" in str(jax.make_jaxpr(reference)(x, w))  # what the phase form avoids

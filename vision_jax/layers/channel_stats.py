@@ -1,0 +1,107 @@
+"""Per-channel sums and batch-norm statistics in a layout XLA:CPU reduces quickly, gradients included.
+
+XLA:CPU lowers a sum of a channels-last activation [N, H, W, C] over (N, H, W) to a windowed reduction that
+runs at a fraction of memory speed when C is small: 5.4 ms for [128, 32, 32, 64] on a 2-core x86 (and the
+batch-norm statistics of a CIFAR ResNet-18 train step, forward and backward, took 428 ms of its ~3 s). The same
+sum over a [M / k, k * C] view of the same buffer, followed by a sum over the k groups, takes 0.9 ms. Autodiff
+of batch norm creates these reductions on its own (the transpose of every per-channel broadcast), so the
+broadcast and the sum here are each other's custom VJPs: every reduction of a train step goes through
+`channel_sum`.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+# Rows of at least this many elements reduce at full speed in the measurements above.
+_MIN_ROW = 256
+
+
+def _group_count(rows: int, channels: int) -> int:
+  """The smallest power of two k (at most 64, dividing `rows`) with k * channels >= _MIN_ROW."""
+  k = 1
+  while k < 64 and k * channels < _MIN_ROW and rows % (2 * k) == 0:
+    k *= 2
+  return k
+
+
+def channel_sum(x: jax.Array) -> jax.Array:
+  """Sum of x [..., C] over every axis but the last, in float32 when x is narrower.
+
+  Args:
+    x: an array whose last axis holds channels.
+
+  Returns:
+    [C] sums.
+  """
+  return _channel_sum(x, x.shape)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _channel_sum(x: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+  channels = shape[-1]
+  rows = x.size // channels
+  k = _group_count(rows, channels)
+  acc = jnp.promote_types(x.dtype, jnp.float32)
+  grouped = x.reshape(rows // k, k * channels).astype(acc)
+  return jnp.sum(jnp.sum(grouped, axis=0).reshape(k, channels), axis=0)
+
+
+def _channel_sum_fwd(x, shape):
+  return _channel_sum(x, shape), jnp.zeros((0,), x.dtype)  # the empty array only carries x's dtype
+
+
+def _channel_sum_bwd(shape, dtype_carrier, g):
+  return (broadcast_channels(g.astype(dtype_carrier.dtype), shape),)
+
+
+_channel_sum.defvjp(_channel_sum_fwd, _channel_sum_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def broadcast_channels(v: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+  """Broadcasts per-channel values v [C] to `shape` [..., C]; its gradient is `channel_sum`."""
+  return jnp.broadcast_to(v, shape)
+
+
+def _broadcast_fwd(v, shape):
+  return broadcast_channels(v, shape), jnp.zeros((0,), v.dtype)  # the empty array only carries v's dtype
+
+
+def _broadcast_bwd(shape, dtype_carrier, g):
+  del shape
+  return (channel_sum(g).astype(dtype_carrier.dtype),)
+
+
+broadcast_channels.defvjp(_broadcast_fwd, _broadcast_bwd)
+
+
+def batch_norm_train(x: jax.Array, scale: jax.Array, bias: jax.Array, epsilon: float,
+                     dtype: jnp.dtype) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Training-mode batch norm over all axes but the last (Ioffe & Szegedy, 2015), as Flax computes it.
+
+  Statistics are float32 and the variance is the two-pass E[(x - mean)^2] (Flax's fast E[x^2] - E[x]^2 relies
+  on its more accurate tree reduction); the output is (x - mean) * scale / sqrt(var + epsilon) + bias in `dtype`.
+
+  Args:
+    x: activations [..., C].
+    scale: [C] multiplier (ones when the layer has none).
+    bias: [C] offset (zeros when the layer has none).
+    epsilon: added to the variance.
+    dtype: output dtype.
+
+  Returns:
+    (normalized x, batch mean [C], batch variance [C]), the statistics in float32.
+  """
+  count = x.size // x.shape[-1]
+  x32 = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+  mean = channel_sum(x32) / count
+  centered = x32 - broadcast_channels(mean, x.shape)
+  # Two passes: E[x^2] - E[x]^2 loses all precision when |mean| >> std (ResNet activations reach that).
+  var = channel_sum(centered * centered) / count
+  multiplier = scale.astype(jnp.float32) * jax.lax.rsqrt(var + epsilon)
+  y = centered * broadcast_channels(multiplier, x.shape) + broadcast_channels(bias.astype(jnp.float32), x.shape)
+  return y.astype(dtype), mean, var
