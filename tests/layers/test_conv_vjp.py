@@ -1,4 +1,4 @@
-"""The phase-decomposed input gradient equals XLA's own transposed convolution."""
+"""The conv_vjp forms equal XLA's own convolution and its gradients."""
 
 import jax
 import jax.numpy as jnp
@@ -50,3 +50,24 @@ def test_strided_gradient_has_no_dilated_convolution():
   assert "lhs_dilation=(2, 2)" not in text
   reference = jax.grad(lambda a, b: jnp.sum(_reference(a, b, (2, 2), ((1, 1), (1, 1)))), argnums=(0, 1))
   assert "lhs_dilation=(2, 2)" in str(jax.make_jaxpr(reference)(x, w))  # what the phase form avoids
+
+
+@pytest.mark.parametrize("channels,kernel,padding", [
+    (1, 5, ((2, 2), (2, 2))),  # LeNet-5's first layer on 28x28 digits ("SAME")
+    (1, 5, ((0, 0), (0, 0))),  # the classic form on 32x32
+    (3, 3, ((1, 1), (1, 1))),
+    (3, 4, ((1, 2), (0, 3))),
+])
+def test_few_channel_form_matches_lax(channels, kernel, padding):
+  rng = np.random.default_rng(1)
+  x = jnp.asarray(rng.normal(size=(2, 9, 11, channels)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(kernel, kernel, channels, 6)), jnp.float32)
+  ours = conv_vjp.few_channel_conv2d(x, w, padding)
+  ref = _reference(x, w, (1, 1), padding)
+  assert ours.shape == ref.shape
+  np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-5)
+  dy = jnp.asarray(rng.normal(size=ref.shape), jnp.float32)
+  ours_grads = jax.vjp(lambda a, b: conv_vjp.few_channel_conv2d(a, b, padding), x, w)[1](dy)
+  ref_grads = jax.vjp(lambda a, b: _reference(a, b, (1, 1), padding), x, w)[1](dy)
+  for a, b in zip(ours_grads, ref_grads):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)

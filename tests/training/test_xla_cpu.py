@@ -15,7 +15,8 @@ class _StridedNet(nn.Module):
 
   @nn.compact
   def __call__(self, x, train=True):
-    x = nn.Conv(16, (3, 3), strides=2, padding="SAME", name="stem")(x)  # 3 input channels: XLA's gradients
+    x = nn.Conv(8, (3, 3), padding=1, name="first")(x)  # 1 input channel, stride 1: few-channel form
+    x = nn.Conv(16, (3, 3), strides=2, padding="SAME", name="stem")(x)  # 8 input channels, strided: XLA's own
     x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.8, name="bn0")(x))
     y = nn.Conv(24, (3, 3), strides=2, padding=1, use_bias=False, name="down")(x)
     y = nn.BatchNorm(use_running_average=not train, use_scale=False, epsilon=1e-3, name="bn1")(y)
@@ -44,7 +45,7 @@ def _assert_same(model, images):
 
 
 def test_handled_and_passed_through_layers_match_flax():
-  images = jax.random.normal(jax.random.PRNGKey(1), (4, 16, 16, 3))
+  images = jax.random.normal(jax.random.PRNGKey(1), (4, 16, 16, 1))
   _assert_same(_StridedNet(), images)
 
 
@@ -56,7 +57,7 @@ def test_registry_model_matches_flax(name):
 
 
 def test_rewrites_replace_the_layers_they_claim():
-  model, images = _StridedNet(), jnp.ones((2, 16, 16, 3))
+  model, images = _StridedNet(), jnp.ones((2, 16, 16, 1))
   variables = model.init(jax.random.PRNGKey(0), images)
 
   def grads(rewrites):
@@ -69,6 +70,13 @@ def test_rewrites_replace_the_layers_they_claim():
   ours, plain = grads(True), grads(False)
   assert plain.count("lhs_dilation=(2, 2)") > ours.count("lhs_dilation=(2, 2)")  # phase-decomposed input grads
   assert "cond" in ours and "cond" not in plain  # materialized conv inputs
+
+  def forward(rewrites):
+    with xla_cpu.train_step_rewrites(rewrites):
+      return str(jax.make_jaxpr(lambda v: model.apply(v, images, mutable=["batch_stats"]))(variables))
+
+  # The first layer (1 channel, stride 1) computes without a convolution; the other four keep theirs.
+  assert forward(True).count("conv_general_dilated[") == forward(False).count("conv_general_dilated[") - 1 == 4
   assert ours.count("custom_vjp_call") >= plain.count("custom_vjp_call") + 3  # channel_stats reductions
 
 
@@ -81,7 +89,7 @@ def test_channel_sum_matches_numpy_float64():
 
 
 def test_eval_mode_and_init_are_untouched():
-  model, images = _StridedNet(), jnp.ones((2, 16, 16, 3))
+  model, images = _StridedNet(), jnp.ones((2, 16, 16, 1))
   with xla_cpu.train_step_rewrites(True):
     variables = model.init(jax.random.PRNGKey(0), images)
     ours = model.apply(variables, images, train=False)

@@ -1,4 +1,11 @@
-"""A 2-D convolution whose input gradient avoids XLA:CPU's slow dilated convolution for strided layers.
+"""Two forms of a 2-D convolution that XLA:CPU runs faster than its own in train steps (see README, "Speed").
+
+`few_channel_conv2d`, for inputs of very few channels (a grayscale first layer), computes the forward pass as a
+sum of kh * kw * C shifted broadcast products, which XLA fuses into one loop: LeNet-5's 5x5 conv of 28x28x1
+digits to 6 channels, batch 256, takes 0.74 ms this way against 9.8 ms as a convolution (Eigen's kernels are
+built for many channels). Its gradients are XLA's own.
+
+`conv2d`, for strided layers, keeps XLA's forward pass and replaces the input gradient:
 
 The input gradient of a stride-s convolution is a transposed convolution. XLA lowers it to a convolution over
 the output gradient dilated with s - 1 zeros between pixels, and on CPU that runs as a dense convolution
@@ -100,6 +107,44 @@ def _strided_conv_bwd(strides, padding, residuals, dy):
 
 
 _strided_conv.defvjp(_strided_conv_fwd, _strided_conv_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def few_channel_conv2d(x: jax.Array, w: jax.Array, padding: tuple[tuple[int, int], ...]) -> jax.Array:
+  """Stride-1 convolution (NHWC x HWIO, one group) as a sum of shifted products; for very few input channels.
+
+  Args:
+    x: input [N, H, W, C].
+    w: kernel [kh, kw, C, O].
+    padding: explicit ((top, bottom), (left, right)) zeros.
+
+  Returns:
+    [N, H + top + bottom - kh + 1, W + left + right - kw + 1, O], equal to `lax.conv_general_dilated` up to
+    float rounding, with the same gradients.
+  """
+  kh, kw, channels, _ = w.shape
+  x_padded = jnp.pad(x, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
+  ho, wo = x_padded.shape[1] - kh + 1, x_padded.shape[2] - kw + 1
+  out = None
+  for a in range(kh):
+    for b in range(kw):
+      for c in range(channels):
+        term = x_padded[:, a:a + ho, b:b + wo, c:c + 1] * w[a, b, c]
+        out = term if out is None else out + term
+  return out
+
+
+def _few_channel_fwd(x, w, padding):
+  return few_channel_conv2d(x, w, padding), (x, w)
+
+
+def _few_channel_bwd(padding, residuals, dy):
+  x, w = residuals
+  _, vjp = jax.vjp(lambda a, b: lax.conv_general_dilated(a, b, (1, 1), padding, dimension_numbers=_DIMS), x, w)
+  return vjp(dy)
+
+
+few_channel_conv2d.defvjp(_few_channel_fwd, _few_channel_bwd)
 
 
 def conv2d(x: jax.Array, w: jax.Array, strides: Sequence[int], padding: Sequence[tuple[int, int]]) -> jax.Array:
