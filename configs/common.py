@@ -100,6 +100,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.input.preprocess = "to_float"  # ops applied to train and eval images
   c.input.augment = ""  # ops applied to training images only, after preprocess (README "Augmentation")
   c.input.normalize = ""  # ops applied last, to train and eval images
+  c.input.cache_mib = 256  # splits up to this decoded size (uint8) are decoded once and kept in memory; 0: off
   c.input.num_threads = 2
   c.input.prefetch = 4
 

@@ -64,7 +64,10 @@ def setup(config: ml_collections.ConfigDict, workdir: str) -> Setup:
   eval_source, eval_spec = datasets.load(config.dataset.name, config.dataset.eval_split, data_dir)
   train_source, train_spec = subsets.from_config(config.dataset, train_source, train_spec, train=True)
   eval_source, eval_spec = subsets.from_config(config.dataset, eval_source, eval_spec, train=False)
-  if config.input.image_size > 0:  # images are resized on the host to a fixed square
+  if config.input.image_size <= 0:  # small splits of fixed-shape images: decoded once, served from memory
+    train_source = pipeline.cache_in_memory(train_source, train_spec, config.input.cache_mib)
+    eval_source = pipeline.cache_in_memory(eval_source, eval_spec, config.input.cache_mib)
+  else:  # images are resized on the host to a fixed square
     size = config.input.image_size
     train_spec = dataclasses.replace(train_spec, image_shape=(size, size, train_spec.image_shape[-1]))
     eval_spec = dataclasses.replace(eval_spec, image_shape=(size, size, eval_spec.image_shape[-1]))

@@ -97,6 +97,7 @@ def bench_pipeline(batch: int, steps: int) -> dict[str, Any]:
 
   config = common.base_config()
   source, spec = datasets.load(config.dataset.name, config.dataset.train_split, config.dataset.data_dir or None)
+  source = pipeline.cache_in_memory(source, spec, config.input.cache_mib)  # as train.py does
   dataset = pipeline.train_dataset(source, spec, batch, steps + 10, 0, parallel.process_sharding(),
                                    config.input.num_threads, config.input.prefetch)
   batches = iter(dataset)

@@ -50,6 +50,10 @@ class ArraySource:
   def __getitems__(self, indices: list[int]) -> list[dict[str, np.ndarray]]:
     return [self[int(i)] for i in indices]
 
+  def take(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+    """The examples at `indices` as whole arrays, {key: array[indices]} (one gather per feature)."""
+    return {k: v[indices] for k, v in self.arrays.items()}
+
 
 def _classes(generate: Callable[[int, int], tuple[np.ndarray, np.ndarray]], input_key: str,
              class_names: tuple[str, ...]):
