@@ -67,12 +67,8 @@ def compiler_options(requested: bool = True) -> Optional[dict[str, str]]:
   return None
 
 
-@jax.custom_vjp
 def materialize(x: jax.Array, witness: jax.Array) -> jax.Array:
   """Returns `x` as a buffer of its own that XLA cannot recompute inside the consumers of the result.
-
-  The gradient passes straight through (no conditional in the backward pass, so XLA can still drop an
-  input gradient nobody uses, such as the image's).
 
   Args:
     x: any array.
@@ -84,17 +80,6 @@ def materialize(x: jax.Array, witness: jax.Array) -> jax.Array:
   """
   first = jnp.ravel(witness)[0]
   return jax.lax.cond(first == first, lambda a: a, lambda a: jnp.full_like(a, jnp.nan), x)
-
-
-def _materialize_fwd(x, witness):
-  return materialize(x, witness), jnp.zeros_like(witness)
-
-
-def _materialize_bwd(zero_witness, g):
-  return g, zero_witness
-
-
-materialize.defvjp(_materialize_fwd, _materialize_bwd)
 
 
 _CONV_TYPES = (nn.Conv, nn.ConvTranspose)
@@ -154,8 +139,12 @@ def _conv_interceptor(next_fun, args, kwargs, context):
   if (context.method_name != "__call__" or not isinstance(module, _CONV_TYPES) or not args
       or not module.has_variable("params", "kernel")):  # at init the kernel does not exist yet
     return next_fun(*args, **kwargs)
+  plan = _conv_plan(module, args[0]) if not kwargs and len(args) == 1 else None
+  if plan is not None and plan[0] is _few_channel_form:
+    # No barrier on a 1-channel input (an image): its conditional's gradient would keep the unused image
+    # gradient alive, and the input is a plain buffer already.
+    return _rewritten_conv(module, args[0], *plan)
   inputs = materialize(args[0], module.get_variable("params", "kernel"))
-  plan = _conv_plan(module, inputs) if not kwargs and len(args) == 1 else None
   if plan is None:
     return next_fun(inputs, *args[1:], **kwargs)
   return _rewritten_conv(module, inputs, *plan)
