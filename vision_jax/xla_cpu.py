@@ -93,10 +93,10 @@ def _few_channel_form(x: jax.Array, w: jax.Array, strides: tuple[int, ...], padd
 def _conv_plan(module: nn.Conv, inputs: jax.Array) -> Optional[tuple[Any, tuple[int, ...], Any]]:
   """(form, strides, explicit padding) for a plain 2-D `nn.Conv` that a `conv_vjp` form speeds up, else None.
 
-  Forms: `conv_vjp.few_channel_conv2d` for stride-1 convs of one input channel (grayscale first layers); `conv_vjp.conv2d` for strided
-  convs with a kernel larger than 1x1 and at least 16 input channels. 1x1 strided convs stay with XLA: in
-  Keras's ResNet-50 (stride on the block's first 1x1) routing them made the step 15% slower although each
-  gradient alone was faster.
+  Forms: `conv_vjp.few_channel_conv2d` for stride-1 convs of one input channel (grayscale first layers);
+  `conv_vjp.conv2d` for strided convs with a kernel larger than 1x1 and at least `conv_vjp.MIN_PHASE_CHANNELS`
+  input channels. 1x1 strided convs stay with XLA: in Keras's ResNet-50 (stride on the block's first 1x1)
+  routing them made the step 15% slower although each gradient alone was faster.
   """
   kernel_size = (module.kernel_size,) * 2 if isinstance(module.kernel_size, int) else tuple(module.kernel_size)
   broadcast = lambda v: (1, 1) if v is None else ((v, v) if isinstance(v, int) else tuple(v))
@@ -108,7 +108,7 @@ def _conv_plan(module: nn.Conv, inputs: jax.Array) -> Optional[tuple[Any, tuple[
     return None
   if strides == (1, 1) and inputs.shape[-1] == 1:  # on 3 channels (simple_cnn on CIFAR) the step got 7% slower
     form = _few_channel_form
-  elif strides != (1, 1) and kernel_size != (1, 1) and inputs.shape[-1] >= 16:
+  elif strides != (1, 1) and kernel_size != (1, 1) and inputs.shape[-1] >= conv_vjp.MIN_PHASE_CHANNELS:
     form = conv_vjp.conv2d
   else:
     return None

@@ -48,10 +48,10 @@ def bench_model(model: str, batch: int, resolution: int, channels: int, dtype: s
   replicated, batch_sharded = parallel.replicated(mesh), parallel.batch_sharded(mesh)
   rng = jax.random.PRNGKey(0)
   state = jax.jit(lambda: TrainState.create(task.init_variables(rng), tx, rng), out_shardings=replicated)()
-  apply_barriers = xla_cpu.tuning_enabled(tuned)
+  apply_rewrites = xla_cpu.tuning_enabled(tuned)
 
   def train_body(state, batch_arrays):
-    with xla_cpu.train_step_rewrites(apply_barriers):
+    with xla_cpu.train_step_rewrites(apply_rewrites):
       return task.train_step(state, batch_arrays, tx=tx)
 
   train_step = xla_cpu.jit_step(train_body, tuned, in_shardings=(replicated, batch_sharded),

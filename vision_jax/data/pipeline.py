@@ -116,10 +116,7 @@ def cache_in_memory(source: Sequence[Any], spec: DatasetSpec, max_mib: float) ->
     batch = _read(source, spec, np.arange(spec.num_examples))
   except ValueError:  # images of different shapes do not stack: leave them to the per-record reader
     return source
-  images = batch["image"]
-  if images.shape[1:] != tuple(spec.image_shape):
-    images = images.reshape((len(images),) + tuple(spec.image_shape))
-  arrays = {spec.image_key: images, spec.label_key: batch["label"]}
+  arrays = {spec.image_key: batch["image"], spec.label_key: batch["label"]}
   arrays.update({key: batch[key] for key in spec.extra_features})
   return synthetic.ArraySource(arrays)
 
