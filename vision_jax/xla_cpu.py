@@ -90,13 +90,20 @@ def _few_channel_form(x: jax.Array, w: jax.Array, strides: tuple[int, ...], padd
   return conv_vjp.few_channel_conv2d(x, w, padding)
 
 
+def _full_window_form(x: jax.Array, w: jax.Array, strides: tuple[int, ...], padding: Any) -> jax.Array:
+  del strides  # one output pixel whatever the stride
+  return conv_vjp.full_window_conv2d(x, w, padding)
+
+
 def _conv_plan(module: nn.Conv, inputs: jax.Array) -> Optional[tuple[Any, tuple[int, ...], Any]]:
   """(form, strides, explicit padding) for a plain 2-D `nn.Conv` that a `conv_vjp` form speeds up, else None.
 
-  Forms: `conv_vjp.few_channel_conv2d` for stride-1 convs of one input channel (grayscale first layers);
-  `conv_vjp.conv2d` for strided convs with a kernel larger than 1x1 and at least `conv_vjp.MIN_PHASE_CHANNELS`
-  input channels. 1x1 strided convs stay with XLA: in Keras's ResNet-50 (stride on the block's first 1x1)
-  routing them made the step 15% slower although each gradient alone was faster.
+  Forms: `conv_vjp.full_window_conv2d` when the kernel covers the whole padded input (LeNet-5's C5);
+  `conv_vjp.few_channel_conv2d` for stride-1 convs of one input channel (grayscale first layers);
+  `conv_vjp.conv2d` where `conv_vjp.input_grad_form` picks a faster input gradient (strided convs larger than
+  1x1 with 16+ input channels, stride-1 convs of 2-15 channels on small maps). 1x1 strided convs stay with XLA:
+  in Keras's ResNet-50 (stride on the block's first 1x1) routing them made the step 15% slower although each
+  gradient alone was faster.
   """
   kernel_size = (module.kernel_size,) * 2 if isinstance(module.kernel_size, int) else tuple(module.kernel_size)
   broadcast = lambda v: (1, 1) if v is None else ((v, v) if isinstance(v, int) else tuple(v))
@@ -106,18 +113,24 @@ def _conv_plan(module: nn.Conv, inputs: jax.Array) -> Optional[tuple[Any, tuple[
       or module.feature_group_count != 1 or not module.shared_weights or module.mask is not None
       or module.conv_general_dilated is not None or module.conv_general_dilated_cls is not None):
     return None
-  if strides == (1, 1) and inputs.shape[-1] == 1:  # on 3 channels (simple_cnn on CIFAR) the step got 7% slower
-    form = _few_channel_form
-  elif strides != (1, 1) and kernel_size != (1, 1) and inputs.shape[-1] >= conv_vjp.MIN_PHASE_CHANNELS:
-    form = conv_vjp.conv2d
-  else:
-    return None
   padding = linear.canonicalize_padding(module.padding, 2)
   if padding in ("SAME", "VALID"):
     padding = jax.lax.padtype_to_pads(inputs.shape[1:3], kernel_size, strides, padding)
   elif isinstance(padding, str):  # CIRCULAR, REFLECT, CAUSAL: Flax pads the input itself
     return None
-  return form, strides, tuple(tuple(p) for p in padding)
+  padding = tuple(tuple(int(p) for p in pads) for pads in padding)
+  padded_hw = tuple(inputs.shape[1 + d] + sum(padding[d]) for d in range(2))
+  out_hw = [(padded_hw[d] - kernel_size[d]) // strides[d] + 1 for d in range(2)]
+  weight_shape = (*kernel_size, inputs.shape[-1], module.features)
+  if padded_hw == kernel_size and kernel_size != (1, 1):
+    form = _full_window_form
+  elif strides == (1, 1) and inputs.shape[-1] == 1:  # on 3 channels (simple_cnn on CIFAR) the step got 7% slower
+    form = _few_channel_form
+  elif conv_vjp.input_grad_form(inputs.shape, weight_shape, strides, out_hw) is not None:
+    form = conv_vjp.conv2d
+  else:
+    return None
+  return form, strides, padding
 
 
 def _rewritten_conv(module: nn.Conv, inputs: jax.Array, form: Any, strides: tuple[int, ...],

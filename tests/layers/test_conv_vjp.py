@@ -71,3 +71,58 @@ def test_few_channel_form_matches_lax(channels, kernel, padding):
   ref_grads = jax.vjp(lambda a, b: _reference(a, b, (1, 1), padding), x, w)[1](dy)
   for a, b in zip(ours_grads, ref_grads):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("size,channels,kernel,padding", [
+    (14, 6, 5, ((0, 0), (0, 0))),   # LeNet-5's second layer
+    (9, 3, 3, ((1, 1), (1, 1))),
+    (8, 4, 3, ((0, 2), (1, 0))),
+])
+def test_patch_input_gradient_matches_lax(size, channels, kernel, padding):
+  assert conv_vjp.input_grad_form((2, size, size, channels), (kernel, kernel, channels, 5), (1, 1),
+                                  (size, size)) == "patches"
+  rng = np.random.default_rng(2)
+  x = jnp.asarray(rng.normal(size=(2, size, size, channels)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(kernel, kernel, channels, 5)), jnp.float32)
+  ref = _reference(x, w, (1, 1), padding)
+  np.testing.assert_allclose(conv_vjp.conv2d(x, w, (1, 1), padding), ref, rtol=1e-6, atol=1e-6)
+  dy = jnp.asarray(rng.normal(size=ref.shape), jnp.float32)
+  ours = jax.vjp(lambda a, b: conv_vjp.conv2d(a, b, (1, 1), padding), x, w)[1](dy)
+  refs = jax.vjp(lambda a, b: _reference(a, b, (1, 1), padding), x, w)[1](dy)
+  assert float(jnp.abs(refs[0]).max()) > 1.0
+  for a, b in zip(ours, refs):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_input_grad_form_rule():
+  form = conv_vjp.input_grad_form
+  assert form((8, 32, 32, 64), (3, 3, 64, 128), (2, 2), (16, 16)) == "phase"
+  assert form((8, 32, 32, 8), (3, 3, 8, 16), (2, 2), (16, 16)) is None  # too few channels for phases
+  assert form((8, 32, 32, 64), (1, 1, 64, 128), (2, 2), (16, 16)) is None  # 1x1
+  assert form((8, 14, 14, 6), (5, 5, 6, 16), (1, 1), (10, 10)) == "patches"
+  assert form((8, 32, 32, 8), (3, 3, 8, 16), (1, 1), (32, 32)) is None  # large map: overlap-add loses
+  assert form((8, 14, 14, 1), (5, 5, 1, 16), (1, 1), (10, 10)) is None  # 1 channel: no input gradient needed
+  assert form((8, 14, 14, 32), (3, 3, 32, 16), (1, 1), (14, 14)) is None
+
+
+@pytest.mark.parametrize("size,kernel,padding,strides", [
+    (5, 5, ((0, 0), (0, 0)), (1, 1)),  # LeNet-5's C5
+    (3, 5, ((1, 1), (2, 0)), (2, 3)),  # padded, strided: still one output pixel
+])
+def test_full_window_form_matches_lax(size, kernel, padding, strides):
+  rng = np.random.default_rng(3)
+  x = jnp.asarray(rng.normal(size=(3, size, size, 4)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(kernel, kernel, 4, 7)), jnp.float32)
+  ref = _reference(x, w, strides, padding)
+  assert ref.shape == (3, 1, 1, 7)
+  np.testing.assert_allclose(conv_vjp.full_window_conv2d(x, w, padding), ref, rtol=1e-5, atol=1e-5)
+  dy = jnp.asarray(rng.normal(size=ref.shape), jnp.float32)
+  ours = jax.vjp(lambda a, b: conv_vjp.full_window_conv2d(a, b, padding), x, w)[1](dy)
+  refs = jax.vjp(lambda a, b: _reference(a, b, strides, padding), x, w)[1](dy)
+  for a, b in zip(ours, refs):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_full_window_form_rejects_a_smaller_kernel():
+  with pytest.raises(ValueError, match="cover the padded input"):
+    conv_vjp.full_window_conv2d(jnp.ones((1, 6, 6, 2)), jnp.ones((5, 5, 2, 3)), ((0, 0), (0, 0)))

@@ -30,7 +30,7 @@ def _loss_grads_stats(model, variables, images, rewrites):
   def loss(params):
     with xla_cpu.train_step_rewrites(rewrites):
       out, updates = model.apply({**variables, "params": params}, images, train=True, mutable=["batch_stats"])
-    return jnp.sum(jnp.sin(out)), updates["batch_stats"]
+    return jnp.sum(jnp.sin(out)), updates.get("batch_stats", {})
   (value, stats), grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(variables["params"])
   return value, grads, stats
 
@@ -49,11 +49,28 @@ def test_handled_and_passed_through_layers_match_flax():
   _assert_same(_StridedNet(), images)
 
 
-@pytest.mark.parametrize("name", ["resnet18"])
-def test_registry_model_matches_flax(name):
-  # Batch norm over few values is ill-conditioned (at batch 2 and 32x32 the last stage normalizes 2 numbers and
-  # float32 rounding of the statistics moves the loss by 7e-4), so the check uses 16 values per channel there.
-  _assert_same(models.get(name, num_classes=10), jax.random.normal(jax.random.PRNGKey(2), (4, 64, 64, 3)))
+# Batch norm over few values is ill-conditioned (at batch 2 and 32x32 ResNet's last stage normalizes 2 numbers
+# and float32 rounding of the statistics moves the loss by 7e-4), so its check uses 16 values per channel there.
+# LeNet-5 covers the 1-channel, patch-gradient (6 -> 16 channels on 14x14) and full-window (C5) forms.
+@pytest.mark.parametrize("name,shape", [("resnet18", (4, 64, 64, 3)), ("lenet5", (4, 32, 32, 1)),
+                                        ("lenet5_relu", (4, 28, 28, 1))])
+def test_registry_model_matches_flax(name, shape):
+  _assert_same(models.get(name, num_classes=10), jax.random.normal(jax.random.PRNGKey(2), shape))
+
+
+def test_lenet_layers_take_the_forms_the_plan_names():
+  model, images = models.get("lenet5_relu", num_classes=10), jnp.ones((2, 28, 28, 1))
+  variables = model.init(jax.random.PRNGKey(0), images)
+
+  def forward(rewrites):
+    with xla_cpu.train_step_rewrites(rewrites):
+      return str(jax.make_jaxpr(lambda v: model.apply(v, images))(variables))
+
+  # conv1 becomes shifted products, conv3 (5x5 kernel on 5x5 maps) a matrix product; conv2 keeps its forward
+  # convolution inside the custom-gradient call.
+  assert forward(False).count("conv_general_dilated[") == 3
+  assert forward(True).count("conv_general_dilated[") == 1
+  assert forward(True).count("dot_general[") == forward(False).count("dot_general[") + 1
 
 
 def test_rewrites_replace_the_layers_they_claim():

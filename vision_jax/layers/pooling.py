@@ -3,8 +3,11 @@
 `flax.linen.max_pool` is one `reduce_window`; its gradient is a select-and-scatter that XLA:CPU runs through
 index arrays and scatters, 8-12x slower than the forward pass (a LeNet-5 train step spent more time in it than
 in its convolutions). Written as `maximum` over the k*k shifted, strided views of the input, the same forward
-result has an elementwise gradient that fuses. Where several inputs tie for the maximum the gradient is split
-among them (still a valid subgradient; `reduce_window` gives it all to one).
+result has an elementwise gradient that fuses. Non-overlapping windows (window == stride, as in LeNet-5, VGG and
+most 2x2 pools) take a cheaper form still: a `max` over the window axes of a reshaped input, whose gradient is
+one broadcast comparison (LeNet-5's first pool, [256, 28, 28, 6]: 2.3 -> 1.0 ms backward on a 2-core x86).
+Where several inputs tie for the maximum the gradient is split among them (still a valid subgradient;
+`reduce_window` gives it all to one).
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ def max_pool_2d(x: jax.Array, window: Sequence[int], strides: Sequence[int],
   out_h, out_w = (h - kh) // sh + 1, (w - kw) // sw + 1
   if out_h < 1 or out_w < 1:
     raise ValueError(f"max pooling window {kh}x{kw} is larger than the padded input {h}x{w}")
+  if (kh, kw) == (sh, sw):
+    cropped = x[:, :out_h * kh, :out_w * kw]  # the floor rule drops the last partial window
+    return jnp.max(cropped.reshape(n, out_h, kh, out_w, kw, c), axis=(2, 4))
   result = None
   for i in range(kh):
     for j in range(kw):
