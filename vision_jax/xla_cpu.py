@@ -101,7 +101,8 @@ def _conv_plan(module: nn.Conv, inputs: jax.Array) -> Optional[tuple[Any, tuple[
   Forms: `conv_vjp.full_window_conv2d` when the kernel covers the whole padded input (LeNet-5's C5);
   `conv_vjp.few_channel_conv2d` for stride-1 convs of one input channel (grayscale first layers);
   `conv_vjp.conv2d` where `conv_vjp.input_grad_form` picks a faster input gradient (strided convs larger than
-  1x1 with 16+ input channels, stride-1 convs of 2-15 channels on small maps). 1x1 strided convs stay with XLA:
+  1x1 with 16+ input channels, stride-1 convs of 2-15 channels on small maps), or where the conv has a bias
+  (whose gradient then goes through `channel_stats`). 1x1 strided convs stay with XLA:
   in Keras's ResNet-50 (stride on the block's first 1x1) routing them made the step 15% slower although each
   gradient alone was faster.
   """
@@ -128,6 +129,8 @@ def _conv_plan(module: nn.Conv, inputs: jax.Array) -> Optional[tuple[Any, tuple[
     form = _few_channel_form
   elif conv_vjp.input_grad_form(inputs.shape, weight_shape, strides, out_hw) is not None:
     form = conv_vjp.conv2d
+  elif module.use_bias:  # XLA's own convolution; the bias gradient through `channel_stats`
+    form = conv_vjp.conv2d
   else:
     return None
   return form, strides, padding
@@ -144,7 +147,9 @@ def _rewritten_conv(module: nn.Conv, inputs: jax.Array, form: Any, strides: tupl
     # A fused sum of products: without a buffer of its own XLA recomputes it in every consumer (measured: the
     # max-pool gradient of LeNet-5 recomputing it 4 times, 26 ms per step).
     y = materialize(y, kernel)
-  return y if bias is None else y + bias
+  # The bias gradient is a per-channel sum of the output gradient: `broadcast_channels` makes it a
+  # `channel_stats.channel_sum` (Keras's ResNet-50 has conv biases; XLA's own sums of them took ~600 ms a step).
+  return y if bias is None else y + channel_stats.broadcast_channels(bias, y.shape)
 
 
 def _conv_interceptor(next_fun, args, kwargs, context):

@@ -97,12 +97,13 @@ def test_rewrites_replace_the_layers_they_claim():
   assert ours.count("custom_vjp_call") >= plain.count("custom_vjp_call") + 3  # channel_stats reductions
 
 
-def test_channel_sum_matches_numpy_float64():
-  x = np.random.default_rng(0).normal(size=(6, 5, 7, 12)).astype(np.float32)
+@pytest.mark.parametrize("channels", [12, 300])  # grouped rows; a matrix-vector product from 256 channels on
+def test_channel_sum_matches_numpy_float64(channels):
+  x = np.random.default_rng(0).normal(size=(6, 5, 7, channels)).astype(np.float32)
   np.testing.assert_allclose(channel_stats.channel_sum(jnp.asarray(x)), x.astype(np.float64).sum((0, 1, 2)),
                              rtol=1e-5, atol=1e-5)
-  g = jax.grad(lambda v: jnp.sum(channel_stats.channel_sum(v) * jnp.arange(12.0)))(jnp.asarray(x))
-  np.testing.assert_array_equal(g, np.broadcast_to(np.arange(12.0), x.shape))
+  g = jax.grad(lambda v: jnp.sum(channel_stats.channel_sum(v) * jnp.arange(float(channels))))(jnp.asarray(x))
+  np.testing.assert_array_equal(g, np.broadcast_to(np.arange(float(channels)), x.shape))
 
 
 def test_eval_mode_and_init_are_untouched():
