@@ -11,7 +11,10 @@ from tests.training import harness
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ARGS = ["--config=configs/mnist_lenet.py:smoke", "--config.num_train_steps=50", "--config.checkpoint.every_steps=50",
         "--config.eval_every_steps=50", "--config.log_every_steps=25"]
-TOLERANCE = 1e-5
+# Float32 summation order differs between layouts, and 50 Adam steps amplify it: measured 3e-6 to 1.3e-5 as the
+# train step's gradient forms changed (the patch input gradient of LeNet's second conv moved 2 processes from
+# 8.7e-6 to 1.3e-5). The bound leaves room for rounding order only.
+TOLERANCE = 5e-5
 
 
 def _train(data_dir, workdir, devices):
