@@ -135,9 +135,7 @@ def _conv_plan(module: nn.Conv, inputs: jax.Array) -> Optional[tuple[Any, tuple[
     form = _full_window_form
   elif strides == (1, 1) and inputs.shape[-1] == 1:  # on 3 channels (simple_cnn on CIFAR) the step got 7% slower
     form = _few_channel_form
-  elif conv_vjp.input_grad_form(inputs.shape, weight_shape, strides, out_hw) is not None:
-    form = conv_vjp.conv2d
-  elif module.use_bias:  # XLA's own convolution; the bias gradient through `channel_stats`
+  elif module.use_bias or conv_vjp.input_grad_form(inputs.shape, weight_shape, strides, out_hw) is not None:
     form = conv_vjp.conv2d
   else:
     return None
@@ -207,8 +205,8 @@ def train_step_rewrites(enabled: bool = True) -> Iterator[None]:
   """While tracing inside this context, Flax convolutions and batch norms take the CPU-friendly forms.
 
   * every `nn.Conv`/`nn.ConvTranspose` reads a materialized input (`materialize`);
-  * plain 2-D `nn.Conv`s of one input channel (stride 1) or strided ones (kernel over 1x1, 16+ channels) take
-    the `layers.conv_vjp` forms (see `_conv_plan`);
+  * plain 2-D `nn.Conv`s take a `layers.conv_vjp` form where one is faster (full-window, 1-channel, strided
+    and few-channel convs; see `_conv_plan`), and their biases' gradients go through `channel_stats`;
   * every training-mode `nn.BatchNorm` computes its statistics and their gradients with
     `layers.channel_stats` (the same values up to float32 rounding).
 

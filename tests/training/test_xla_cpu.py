@@ -16,7 +16,7 @@ class _StridedNet(nn.Module):
   @nn.compact
   def __call__(self, x, train=True):
     x = nn.Conv(8, (3, 3), padding=1, name="first")(x)  # 1 input channel, stride 1: few-channel form
-    x = nn.Conv(16, (3, 3), strides=2, padding="SAME", name="stem")(x)  # 8 input channels, strided: XLA's own
+    x = nn.Conv(16, (3, 3), strides=2, padding="SAME", name="stem")(x)  # 8 channels, strided: XLA conv + bias
     x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.8, name="bn0")(x))
     y = nn.Conv(24, (3, 3), strides=2, padding=1, use_bias=False, name="down")(x)
     y = nn.BatchNorm(use_running_average=not train, use_scale=False, epsilon=1e-3, name="bn1")(y)
