@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vision_jax import augment
-from vision_jax.augment import color
+from vision_jax.data import augment
+from vision_jax.data.augment import color
 from vision_jax.errors import ConfigError, DataError
 
 KEY = jax.random.PRNGKey(0)

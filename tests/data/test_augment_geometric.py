@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from vision_jax import augment
-from vision_jax.augment import geometric, warp
+from vision_jax.data import augment
+from vision_jax.data.augment import geometric, warp
 
 KEY = jax.random.PRNGKey(0)
 

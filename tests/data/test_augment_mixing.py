@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from tests.training import harness
-from vision_jax import augment, config_loading, tasks
+from vision_jax import config_loading, tasks
+from vision_jax.data import augment
 from vision_jax.data.datasets import DatasetSpec
 from vision_jax.errors import ConfigError, DataError
 

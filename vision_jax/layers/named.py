@@ -1,6 +1,6 @@
 """Looking up a factory by a spec string such as "leaky_relu(negative_slope=0.2)" in a name -> factory table.
 
-Shared by `activations.get` and `initializers.get`. The text is parsed by `vision_jax.data.op_spec.parse_op`
+Shared by `activations.get` and `initializers.get`. The text is parsed by `vision_jax.op_spec.parse_op`
 (`ast`, literal values only, never `eval`); the keyword arguments are checked against the factory's signature
 so that a typo fails when the config is read, not inside a traced model.
 """
@@ -11,7 +11,7 @@ import difflib
 import inspect
 from typing import Any, Callable, Mapping
 
-from vision_jax.data.op_spec import parse_op
+from vision_jax.op_spec import parse_op
 from vision_jax.errors import ConfigError
 
 _FLAX_MODULE_FIELDS = ("parent", "name")

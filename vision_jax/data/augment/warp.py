@@ -15,7 +15,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from vision_jax.augment.registry import Sample
+from vision_jax.data.augment.registry import Sample
 from vision_jax.errors import ConfigError
 
 _ORDERS = {"nearest": 0, "bilinear": 1}

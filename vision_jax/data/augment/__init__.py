@@ -1,6 +1,6 @@
 """Augmentation and preprocessing ops on image batches, registered by name and chained by config strings.
 
-    >>> from vision_jax import augment
+    >>> from vision_jax.data import augment
     >>> pipeline = augment.build("to_float|random_resized_crop(scale=(0.25, 1.0))|flip_lr|brightness(factor=0.3)")
     >>> images = pipeline(jax.random.PRNGKey(0), uint8_images)                        # [N, H, W, C] -> [N, H, W, C]
     >>> out = pipeline.apply(jax.random.PRNGKey(0), uint8_images, boxes=boxes)       # boxes [N, M, 4] move too
@@ -10,9 +10,9 @@ Modules: `registry` (Sample, Pipeline, register, build), `spec` (parsing), `warp
 and boxes), `geometric`, `color`, `mixing`.
 """
 
-from vision_jax.augment import color, geometric, mixing  # noqa: F401  (importing registers the ops)
-from vision_jax.augment.geometric import rotate_images
-from vision_jax.augment.registry import Op, Pipeline, Sample, build, names, pixel_op, register
+from vision_jax.data.augment import color, geometric, mixing  # noqa: F401  (importing registers the ops)
+from vision_jax.data.augment.geometric import rotate_images
+from vision_jax.data.augment.registry import Op, Pipeline, Sample, build, names, pixel_op, register
 
 __all__ = ["Op", "Pipeline", "Sample", "build", "names", "pixel_op", "register", "rotate_images", "color",
            "geometric", "mixing"]

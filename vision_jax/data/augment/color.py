@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vision_jax.augment.registry import Op, pixel_op, register
+from vision_jax.data.augment.registry import Op, pixel_op, register
 from vision_jax.errors import ConfigError, DataError
 
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601, as PIL and torchvision

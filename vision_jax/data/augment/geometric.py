@@ -16,8 +16,8 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from vision_jax.augment.registry import Op, Sample, register
-from vision_jax.augment.warp import (about_centre, compose, interpolation_order, transform_boxes, warp_images,
+from vision_jax.data.augment.registry import Op, Sample, register
+from vision_jax.data.augment.warp import (about_centre, compose, interpolation_order, transform_boxes, warp_images,
                                      warp_sample)
 from vision_jax.errors import ConfigError
 

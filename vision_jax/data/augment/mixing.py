@@ -10,7 +10,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from vision_jax.augment.registry import Op, Sample, pixel_op, register
+from vision_jax.data.augment.registry import Op, Sample, pixel_op, register
 from vision_jax.errors import ConfigError, DataError
 
 

@@ -12,7 +12,7 @@ from typing import Callable, NamedTuple
 import jax
 import numpy as np
 
-from vision_jax.augment.spec import parse_pipeline
+from vision_jax.op_spec import parse_pipeline
 from vision_jax.errors import ConfigError, DataError
 
 
