@@ -8,7 +8,7 @@ import pytest
 
 from vision_jax import config_loading, models, tasks
 from vision_jax.data import datasets, synthetic
-from vision_jax.data.datasets import DatasetSpec
+from vision_jax.data.features import DatasetSpec
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(os.path.basename(p) for p in glob.glob(os.path.join(REPO, "configs", "*.py"))

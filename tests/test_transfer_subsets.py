@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from vision_jax.data.features import DatasetSpec
 from vision_jax.configs import common
 from vision_jax.data import datasets, embedded_mnist, subsets
 from vision_jax.errors import ConfigError, DataError
@@ -65,7 +66,7 @@ def test_unset_config_leaves_the_split_alone():
 
 
 def test_bad_subsets_are_one_line_errors():
-  spec = datasets.DatasetSpec("toy", "train", 6, (2, 2, 1), 3, ("a", "b", "c"))
+  spec = DatasetSpec("toy", "train", 6, (2, 2, 1), 3, ("a", "b", "c"))
   source = [{"image": np.zeros((2, 2, 1), np.uint8), "label": i % 3} for i in range(6)]
   with pytest.raises(ConfigError, match="comma list"):
     subsets.parse_classes("1,x", 3)

@@ -13,7 +13,6 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from vision_jax.data.pipeline import Sharding
 from vision_jax.errors import ConfigError
 
 DATA_AXIS = "data"
@@ -51,11 +50,6 @@ def replicated(mesh: Mesh) -> NamedSharding:
 def batch_sharded(mesh: Mesh) -> NamedSharding:
   """Sharding that splits the leading (batch) axis over the data axis."""
   return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
-
-
-def process_sharding() -> Sharding:
-  """This process's index and the process count, for the input pipeline."""
-  return Sharding(process_index=jax.process_index(), process_count=jax.process_count())
 
 
 def check_batch_size(global_batch_size: int, what: str = "input.batch_size") -> None:

@@ -27,6 +27,7 @@ from vision_jax import callbacks as callbacks_lib
 from vision_jax import metric_writers, optim, parallel, plots, tasks, transfer, xla_cpu
 from vision_jax.checkpoint import Checkpointer, model_identity
 from vision_jax.data import datasets, pipeline, subsets
+from vision_jax.data.features import DatasetSpec
 from vision_jax.errors import ConfigError, TrainingDivergedError
 from vision_jax.evaluation import classification as cls_metrics
 from vision_jax.progress import Progress
@@ -41,9 +42,9 @@ class Setup:
   mesh: jax.sharding.Mesh
   task: Any
   train_source: Any
-  train_spec: datasets.DatasetSpec
+  train_spec: DatasetSpec
   eval_source: Any
-  eval_spec: datasets.DatasetSpec
+  eval_spec: DatasetSpec
   steps_per_epoch: int
   total_steps: int
   schedule: Any
@@ -118,7 +119,7 @@ def _compile_eval_step(s: Setup):
 def eval_batches(s: Setup):
   """One in-order pass over the eval split as padded global batches ({"image", "label", "mask"})."""
   dataset = pipeline.eval_dataset(s.eval_source, s.eval_spec, s.config.input.eval_batch_size,
-                                  parallel.process_sharding(), s.config.input.num_threads, s.config.input.prefetch,
+                                  pipeline.this_process(), s.config.input.num_threads, s.config.input.prefetch,
                                   s.config.input.image_size)
   return (parallel.global_batch(local_batch, s.mesh) for local_batch in dataset)
 
@@ -201,7 +202,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   # 4. Loop.
   dataset = pipeline.train_dataset(s.train_source, s.train_spec, cfg.input.batch_size, s.total_steps, cfg.seed,
-                                   parallel.process_sharding(), cfg.input.num_threads, cfg.input.prefetch,
+                                   pipeline.this_process(), cfg.input.num_threads, cfg.input.prefetch,
                                    cfg.input.image_size)
   batches = pipeline.iterate(dataset, data_state)
   writer = metric_writers.MetricWriter(workdir, enabled=is_chief)

@@ -11,7 +11,7 @@ import pytest
 from tests.training import harness
 from vision_jax import config_loading, tasks
 from vision_jax.data import augment
-from vision_jax.data.datasets import DatasetSpec
+from vision_jax.data.features import DatasetSpec
 from vision_jax.errors import ConfigError, DataError
 
 KEY = jax.random.PRNGKey(0)

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from vision_jax.data.features import DatasetSpec
 from vision_jax.data import datasets, pipeline
 from vision_jax.errors import ConfigError
 
@@ -21,7 +22,7 @@ class ArraySource:
 
 
 def _spec(n):
-  return datasets.DatasetSpec("toy", "train", n, (2, 2, 1), 10, tuple(map(str, range(10))))
+  return DatasetSpec("toy", "train", n, (2, 2, 1), 10, tuple(map(str, range(10))))
 
 
 def _ids(batch):

@@ -2,13 +2,13 @@
 
 import numpy as np
 
-from vision_jax.data import datasets, pipeline, synthetic
+from vision_jax.data import datasets, pipeline, sources, synthetic
 
 
 def test_cached_embedded_digits_give_identical_train_and_eval_batches(data_dir):
   source, spec = datasets.load("mnist_embedded", "test", data_dir)
   cached = pipeline.cache_in_memory(source, spec, max_mib=64)
-  assert isinstance(cached, synthetic.ArraySource) and len(cached) == spec.num_examples
+  assert isinstance(cached, sources.ArraySource) and len(cached) == spec.num_examples
   for make in (lambda s: pipeline.train_dataset(s, spec, 64, 3, seed=5),
                lambda s: pipeline.eval_dataset(s, spec, 600)):
     for ours, reference in zip(make(cached), make(source)):

@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import matplotlib.pyplot as plt
+
 from vision_jax import plots
 from vision_jax.configs import mnist_lenet
-from vision_jax.data.datasets import DatasetSpec
+from vision_jax.data.features import DatasetSpec
 from vision_jax.evaluation import classification as cls_metrics
 from vision_jax.tasks.classification import ClassificationTask
 
@@ -58,7 +60,7 @@ def test_misclassified_grid_has_one_cell_per_image(tmp_path):
   assert len(fig.axes) == 9 and len(drawn) == 7  # 3 x 3 grid, the last two cells blank
   assert drawn[4].get_title() == "true 4\npred 2 (0.50)"
   np.testing.assert_array_equal(drawn[4].images[0].get_array(), images[4, :, :, 0])
-  plots.plt.close(fig)
+  plt.close(fig)
   path = str(tmp_path / "mistakes.png")
   plots.plot_misclassified(images[:5], true[:5], pred[:5], path, cols=3)
   assert Image.open(path).size == (round(1.7 * 3 * 100), round(1.9 * 2 * 100))  # 3 columns, 2 rows at 100 dpi

@@ -15,7 +15,7 @@ import optax
 import pytest
 
 from vision_jax import config_loading, tasks
-from vision_jax.data.datasets import DatasetSpec
+from vision_jax.data.features import DatasetSpec
 from vision_jax.errors import ConfigError
 from vision_jax.tasks.classification import AUX_LOSS_WEIGHT
 from vision_jax.train_state import TrainState

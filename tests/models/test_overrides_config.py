@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from vision_jax import config_loading, tasks
-from vision_jax.data.datasets import DatasetSpec
+from vision_jax.data.features import DatasetSpec
 from vision_jax.errors import ConfigError
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

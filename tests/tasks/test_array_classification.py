@@ -9,6 +9,7 @@ import numpy as np
 import optax
 import pytest
 
+from vision_jax.data.features import DatasetSpec
 from vision_jax import config_loading, tasks
 from vision_jax.data import datasets
 from vision_jax.errors import ConfigError
@@ -32,7 +33,7 @@ def test_signals_and_volumes_get_the_array_task_with_elementwise_ops():
   x = np.random.default_rng(0).integers(0, 256, (3,) + spec.image_shape).astype(np.uint8)
   got = task.prepare_images(jax.random.PRNGKey(0), jnp.asarray(x), train=True)
   np.testing.assert_allclose(got, (x / 255.0 - 0.25) / 0.5, rtol=1e-5, atol=1e-6)
-  images = datasets.DatasetSpec("digits", "train", 10, (28, 28, 1), 10, tuple("0123456789"))
+  images = DatasetSpec("digits", "train", 10, (28, 28, 1), 10, tuple("0123456789"))
   assert type(tasks.get(config_loading.load_config(os.path.join(CONFIGS, "mnist_lenet.py")), images)) is (
       tasks.ClassificationTask)
 

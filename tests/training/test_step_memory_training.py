@@ -8,7 +8,7 @@ import pytest
 
 from vision_jax import optim
 from vision_jax.configs import common
-from vision_jax.data.datasets import DatasetSpec
+from vision_jax.data.features import DatasetSpec
 from vision_jax.tasks.classification import ClassificationTask
 from vision_jax.train_state import TrainState
 

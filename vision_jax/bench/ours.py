@@ -31,7 +31,7 @@ def bench_model(model: str, batch: int, resolution: int, channels: int, dtype: s
   from vision_jax import optim, parallel, xla_cpu  # pylint: disable=g-import-not-at-top
   from vision_jax.bench import timing  # pylint: disable=g-import-not-at-top
   from vision_jax.configs import common  # pylint: disable=g-import-not-at-top
-  from vision_jax.data.datasets import DatasetSpec  # pylint: disable=g-import-not-at-top
+  from vision_jax.data.features import DatasetSpec  # pylint: disable=g-import-not-at-top
   from vision_jax.tasks.classification import ClassificationTask  # pylint: disable=g-import-not-at-top
   from vision_jax.train_state import TrainState  # pylint: disable=g-import-not-at-top
 
@@ -98,7 +98,7 @@ def bench_pipeline(batch: int, steps: int) -> dict[str, Any]:
   config = common.base_config()
   source, spec = datasets.load(config.dataset.name, config.dataset.train_split, config.dataset.data_dir or None)
   source = pipeline.cache_in_memory(source, spec, config.input.cache_mib)  # as train.py does
-  dataset = pipeline.train_dataset(source, spec, batch, steps + 10, 0, parallel.process_sharding(),
+  dataset = pipeline.train_dataset(source, spec, batch, steps + 10, 0, pipeline.this_process(),
                                    config.input.num_threads, config.input.prefetch)
   batches = iter(dataset)
   for _ in range(10):  # thread start-up and first reads

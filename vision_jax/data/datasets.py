@@ -7,45 +7,16 @@ needed) and a `DatasetSpec` with what the model and task need to know.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from typing import Any, Sequence
 
 import tensorflow_datasets as tfds
 
-from vision_jax.data import embedded_mnist
+from vision_jax.data import embedded_mnist, synthetic
+from vision_jax.data.features import DatasetSpec
 from vision_jax.errors import DataError
 
 EMBEDDED = "mnist_embedded"
-
-
-@dataclasses.dataclass(frozen=True)
-class DatasetSpec:
-  """What a pipeline and model need to know about a dataset split.
-
-  Attributes:
-    name: dataset name.
-    split: split name.
-    num_examples: examples in the split.
-    image_shape: (H, W, C) of stored images, or the stored shape of the main input of another rank
-      ((T, C) signals, (D, H, W, C) volumes).
-    num_classes: number of label classes.
-    class_names: label names, index-aligned.
-    image_key: feature key of the image (the main input).
-    label_key: feature key of the label.
-    extra_features: further features that batches carry as stored, by key with their per-example shape
-      (e.g. a second input or regression targets); empty for plain classification datasets.
-  """
-
-  name: str
-  split: str
-  num_examples: int
-  image_shape: tuple[int, ...]
-  num_classes: int
-  class_names: tuple[str, ...]
-  image_key: str = "image"
-  label_key: str = "label"
-  extra_features: dict[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
 
 
 def default_data_dir() -> str:
@@ -89,8 +60,6 @@ def load(name: str, split: str, data_dir: str | None = None) -> tuple[Sequence[A
   Raises:
     DataError: unknown, unprepared or empty dataset, unknown split, or a non-image dataset.
   """
-  # Imported here because `synthetic` imports DatasetSpec from this module.
-  from vision_jax.data import synthetic  # pylint: disable=import-outside-toplevel
   if name in synthetic.NAMES:
     return synthetic.load(name, split)
   data_dir = data_dir or default_data_dir()

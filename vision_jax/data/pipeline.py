@@ -22,9 +22,11 @@ import dataclasses
 from typing import Any, Iterator, Sequence
 
 import grain
+import jax
 import numpy as np
 
-from vision_jax.data.datasets import DatasetSpec
+from vision_jax.data import sources
+from vision_jax.data.features import DatasetSpec
 from vision_jax.errors import ConfigError, DataError
 
 
@@ -34,6 +36,11 @@ class Sharding:
 
   process_index: int = 0
   process_count: int = 1
+
+
+def this_process() -> Sharding:
+  """This process's index and the process count under `jax.distributed` (0 of 1 otherwise)."""
+  return Sharding(process_index=jax.process_index(), process_count=jax.process_count())
 
 
 def local_batch_size(global_batch_size: int, sharding: Sharding) -> int:
@@ -106,9 +113,8 @@ def cache_in_memory(source: Sequence[Any], spec: DatasetSpec, max_mib: float) ->
     max_mib: largest decoded size to cache, in MiB (images counted as uint8); 0 disables caching.
 
   Returns:
-    A `synthetic.ArraySource` over the decoded split, or `source`.
+    A `sources.ArraySource` over the decoded split, or `source`.
   """
-  from vision_jax.data import synthetic  # pylint: disable=import-outside-toplevel  (synthetic imports datasets)
   mib = spec.num_examples * int(np.prod(spec.image_shape)) / 2**20
   if max_mib <= 0 or mib > max_mib or hasattr(source, "take"):
     return source
@@ -118,7 +124,7 @@ def cache_in_memory(source: Sequence[Any], spec: DatasetSpec, max_mib: float) ->
     return source
   arrays = {spec.image_key: batch["image"], spec.label_key: batch["label"]}
   arrays.update({key: batch[key] for key in spec.extra_features})
-  return synthetic.ArraySource(arrays)
+  return sources.ArraySource(arrays)
 
 
 class _TrainBatch:

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import ml_collections
 import numpy as np
 
-from vision_jax.data.datasets import DatasetSpec
+from vision_jax.data.features import DatasetSpec
 from vision_jax.errors import ConfigError, DataError
 
 _READ_CHUNK = 1024

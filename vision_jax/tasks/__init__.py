@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from vision_jax.data.datasets import DatasetSpec
+from vision_jax.data.features import DatasetSpec
 from vision_jax.errors import ConfigError
 from vision_jax.tasks.array_classification import ArrayClassificationTask
 from vision_jax.tasks.classification import ClassificationTask

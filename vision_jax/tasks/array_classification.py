@@ -16,7 +16,7 @@ import jax
 import ml_collections
 import optax
 
-from vision_jax.data.datasets import DatasetSpec
+from vision_jax.data.features import DatasetSpec
 from vision_jax.errors import ConfigError
 from vision_jax.tasks.classification import ClassificationTask
 

@@ -16,7 +16,7 @@ import numpy as np
 import optax
 
 from vision_jax.data import augment
-from vision_jax.data.datasets import DatasetSpec
+from vision_jax.data.features import DatasetSpec
 from vision_jax.evaluation import classification as cls_metrics
 from vision_jax import step_memory
 from vision_jax.models import overrides

@@ -27,7 +27,7 @@ import optax
 
 from vision_jax import models
 from vision_jax.data import augment
-from vision_jax.data.datasets import DatasetSpec
+from vision_jax.data.features import DatasetSpec
 from vision_jax.errors import ConfigError
 from vision_jax.evaluation import binary as binary_metrics
 from vision_jax.evaluation import classification as cls_metrics
