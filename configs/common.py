@@ -157,7 +157,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.tta_crop = 0  # square crop side, resized back to the image size; 0 -> the image size
   c.eval.misclassified = 36  # most confident mistakes drawn in misclassified.png; 0 -> no image
 
-  c.transfer = ml_collections.ConfigDict()  # vision_jax.transfer; patterns are regexes over "a/b/kernel" paths
+  c.transfer = ml_collections.ConfigDict()  # vision_jax.train_lib.transfer; patterns are regexes over "a/b/kernel" paths
   c.transfer.init_from = ""  # workdir of one of our runs (its best/, else newest checkpoint)
   c.transfer.init_from_keras = ""  # Keras 3 weights file (vision_jax.interop.keras)
   c.transfer.init_from_torch = ""  # torchvision state dict (vision_jax.interop.torch)

@@ -6,7 +6,7 @@
     python -m vision_jax.main --config=configs/transfer_digits.py:regime=finetune --workdir=runs/transfer_finetune
     python -m vision_jax.main --config=configs/transfer_digits.py:regime=scratch --workdir=runs/transfer_scratch
 
-Regimes (`vision_jax.transfer`):
+Regimes (`vision_jax.train_lib.transfer`):
   pretrain  ReLU LeNet-5 on every training digit 0-4 (4,088 examples), 5 classes.
   scratch   the same network trained from random weights on 50 training examples of each digit 5-9.
   head      pretrained features frozen; only a new `logits` layer is trained.

@@ -1,6 +1,6 @@
 """Early stopping and reduce-LR-on-plateau follow their definitions and survive a checkpoint round trip."""
 
-from vision_jax import callbacks
+from vision_jax.train_lib import callbacks
 
 
 def test_early_stopping_after_patience_evaluations_without_improvement():

@@ -8,7 +8,7 @@ import numpy as np
 import optax
 import pytest
 
-from vision_jax import optim
+from vision_jax.train_lib import optim
 from vision_jax.configs import common
 from vision_jax.errors import ConfigError
 

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vision_jax import step_memory
+from vision_jax.train_lib import step_memory
 from vision_jax.errors import ConfigError
 
 

@@ -13,7 +13,8 @@ import optax
 import pytest
 from flax import traverse_util
 
-from vision_jax import models, optim, transfer
+from vision_jax import models
+from vision_jax.train_lib import optim, transfer
 from vision_jax.configs import common
 from vision_jax.errors import CheckpointError, ConfigError
 

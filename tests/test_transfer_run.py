@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from vision_jax import config_loading, train
-from vision_jax.checkpoint import load_state_arrays
+from vision_jax.train_lib.checkpoint import load_state_arrays
 from vision_jax.data import embedded_mnist
 
 CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "transfer_digits.py")

@@ -42,10 +42,10 @@ def _run(argv) -> None:
     raise UserError(f"unexpected arguments {argv[1:]}; flags look like --name=value")
   if _ENSEMBLE.value and _MODE.value != "eval":
     raise UserError("--ensemble averages trained runs in --mode=eval; add --mode=eval or drop --ensemble")
-  from vision_jax import parallel  # pylint: disable=import-outside-toplevel
+  from vision_jax.train_lib import parallel
   parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value, _MULTIHOST.value)
   import jax  # pylint: disable=import-outside-toplevel
-  from vision_jax import train  # pylint: disable=import-outside-toplevel
+  from vision_jax import train
 
   config = _load_config(_CONFIG.value or _default_config_path())
   name = os.path.splitext(os.path.basename(config_loading.split_path_and_arg(_CONFIG.value or "mnist_lenet.py")[0]))[0]
@@ -62,7 +62,7 @@ def _run(argv) -> None:
   elif _MODE.value == "eval":
     _evaluate(config, workdir, chief)
   else:
-    from vision_jax import predict  # pylint: disable=import-outside-toplevel
+    from vision_jax import predict
     for result in predict.predict(config, workdir, _IMAGES.value):
       if chief:
         top = ", ".join(f"{name} {p:.3f}" for name, p in result["top_k"])

@@ -51,7 +51,7 @@ def predict(config: ml_collections.ConfigDict, workdir: str, paths: Sequence[str
   Returns:
     One dict per file: {"path", "top_k": [(class_name, probability), ...]}.
   """
-  from vision_jax import train  # pylint: disable=import-outside-toplevel
+  from vision_jax import train
 
   if not paths:
     raise ConfigError("--mode=predict needs image files: pass --images=a.png,b.jpg")

@@ -23,15 +23,17 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from vision_jax import callbacks as callbacks_lib
-from vision_jax import metric_writers, optim, parallel, plots, tasks, transfer, xla_cpu
-from vision_jax.checkpoint import Checkpointer, model_identity
+from vision_jax.train_lib import callbacks as callbacks_lib
+from vision_jax import plots, tasks
+from vision_jax.train_lib import optim, parallel, transfer, writers as metric_writers
+from vision_jax.backends.cpu import rewrites as xla_cpu
+from vision_jax.train_lib.checkpoint import Checkpointer, model_identity
 from vision_jax.data import datasets, pipeline, subsets
 from vision_jax.data.features import DatasetSpec
 from vision_jax.errors import ConfigError, TrainingDivergedError
 from vision_jax.evaluation import classification as cls_metrics
-from vision_jax.progress import Progress
-from vision_jax.train_state import TrainState
+from vision_jax.train_lib.progress import Progress
+from vision_jax.train_lib.state import TrainState
 
 
 @dataclasses.dataclass

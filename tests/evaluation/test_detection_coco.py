@@ -6,7 +6,7 @@ import pytest
 from vision_jax.errors import UserError
 from vision_jax.evaluation import coco_evaluate
 from vision_jax.evaluation.detection_coco import STAT_NAMES
-from vision_jax.ops.bench_ops import pycocotools_stats
+from vision_jax.bench.ops import pycocotools_stats
 
 pytest.importorskip('pycocotools')
 

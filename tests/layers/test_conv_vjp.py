@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vision_jax.layers import conv_vjp
+from vision_jax.backends.cpu import conv_vjp
 
 
 def _reference(x, w, strides, padding):

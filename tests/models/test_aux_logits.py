@@ -18,7 +18,7 @@ from vision_jax import config_loading, tasks
 from vision_jax.data.features import DatasetSpec
 from vision_jax.errors import ConfigError
 from vision_jax.tasks.classification import AUX_LOSS_WEIGHT
-from vision_jax.train_state import TrainState
+from vision_jax.train_lib.state import TrainState
 
 DIGITS = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "configs", "digits.py")
 NUM_CLASSES = 10

@@ -17,7 +17,7 @@ import pytest
 
 from tests import test_all_configs as all_configs
 from vision_jax import config_loading, models, train
-from vision_jax.checkpoint import load_state_arrays
+from vision_jax.train_lib.checkpoint import load_state_arrays
 
 DIGITS = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "configs", "digits.py")
 STEPS, EVAL_EXAMPLES = 3, 64

@@ -14,7 +14,7 @@ from vision_jax import config_loading, tasks
 from vision_jax.data import datasets
 from vision_jax.errors import ConfigError
 from vision_jax.tasks.array_classification import ArrayClassificationTask
-from vision_jax.train_state import TrainState
+from vision_jax.train_lib.state import TrainState
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "configs")
 

@@ -15,7 +15,7 @@ from vision_jax.data import datasets, pipeline
 from vision_jax.errors import ConfigError
 from vision_jax.evaluation import binary
 from vision_jax.tasks import multi_head
-from vision_jax.train_state import TrainState
+from vision_jax.train_lib.state import TrainState
 
 HEADS = (multi_head.Head("total", "regression", "value", 0.25),
          multi_head.Head("kind", "multiclass", "label", 1.5, num_classes=3),

@@ -35,7 +35,7 @@ def free_port() -> int:
 
 
 def final_params(workdir: str) -> dict:
-  from vision_jax.checkpoint import load_state_arrays  # pylint: disable=import-outside-toplevel
+  from vision_jax.train_lib.checkpoint import load_state_arrays  # pylint: disable=import-outside-toplevel
   return load_state_arrays(workdir)
 
 

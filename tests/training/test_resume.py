@@ -102,7 +102,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data_dir, tmp_
   assert result.stderr.strip().startswith("error: the training loss became non-finite by step")
   assert "Traceback" not in result.stderr
   if os.path.isdir(os.path.join(workdir, "checkpoints")):
-    from vision_jax.checkpoint import load_state_arrays  # pylint: disable=import-outside-toplevel
+    from vision_jax.train_lib.checkpoint import load_state_arrays  # pylint: disable=import-outside-toplevel
     import jax  # pylint: disable=import-outside-toplevel
     state = load_state_arrays(workdir)
     assert all(np.isfinite(x).all() for x in jax.tree.leaves(state["params"]))

@@ -6,11 +6,11 @@ import numpy as np
 import optax
 import pytest
 
-from vision_jax import optim
+from vision_jax.train_lib import optim
 from vision_jax.configs import common
 from vision_jax.data.features import DatasetSpec
 from vision_jax.tasks.classification import ClassificationTask
-from vision_jax.train_state import TrainState
+from vision_jax.train_lib.state import TrainState
 
 
 def _run(model: str, steps: int = 3, batch: int = 32, **train_keys):

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from vision_jax import predict, train
-from vision_jax.checkpoint import load_state_arrays
+from vision_jax.train_lib.checkpoint import load_state_arrays
 from vision_jax.configs import mnist_lenet
 from vision_jax.data import datasets
 from vision_jax.errors import CheckpointError, UserError

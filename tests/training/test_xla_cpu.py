@@ -1,4 +1,4 @@
-"""The CPU train-step rewrites (`vision_jax.xla_cpu.train_step_rewrites`) change speed, not numbers."""
+"""The CPU train-step rewrites (`vision_jax.backends.cpu.rewrites.train_step_rewrites`) change speed, not numbers."""
 
 import flax.linen as nn
 import jax
@@ -6,8 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vision_jax import models, xla_cpu
-from vision_jax.layers import channel_stats
+from vision_jax import models
+from vision_jax.backends.cpu import rewrites as xla_cpu
+from vision_jax.backends.cpu import channel_stats
 
 
 class _StridedNet(nn.Module):

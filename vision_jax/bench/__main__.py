@@ -29,9 +29,9 @@ _RESOLUTION = flags.DEFINE_integer("resolution", 0, "square input size (0: per-m
 _DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "computation dtype")
 _STEPS = flags.DEFINE_integer("steps", 0, "timed steps (0: per-model default); the median is reported")
 _PEERS = flags.DEFINE_list("peers", ["torch", "keras"], "peer frameworks to run when installed")
-_UNTUNED = flags.DEFINE_bool("compare_untuned", False, "also run ours without vision_jax.xla_cpu fixes")
+_UNTUNED = flags.DEFINE_bool("compare_untuned", False, "also run ours without vision_jax.backends.cpu.rewrites fixes")
 _PIPELINE = flags.DEFINE_bool("pipeline", True, "measure the input pipeline on the embedded digits")
-_OPS = flags.DEFINE_bool("ops", True, "time NMS and RoIAlign (vision_jax.ops.bench_ops)")
+_OPS = flags.DEFINE_bool("ops", True, "time NMS and RoIAlign (vision_jax.bench.ops)")
 _JSON = flags.DEFINE_string("json", "bench_results.json", "where to write all figures")
 
 
@@ -96,10 +96,10 @@ def main(argv: list[str]) -> None:
     print(f"\ninput pipeline (embedded digits, batch 256): {_fmt(rate)} images/s"
           + (f" = {rate / fastest:.1f}x the fastest train step above" if rate and fastest else ""))
   if _OPS.value:
-    proc = subprocess.run([sys.executable, "-m", "vision_jax.ops.bench_ops", "--repeats", "3"],
+    proc = subprocess.run([sys.executable, "-m", "vision_jax.bench.ops", "--repeats", "3"],
                           capture_output=True, text=True, check=False)
     results["ops"] = proc.stdout
-    print("\ndetection ops (python -m vision_jax.ops.bench_ops):\n" + proc.stdout.rstrip())
+    print("\ndetection ops (python -m vision_jax.bench.ops):\n" + proc.stdout.rstrip())
   with open(_JSON.value, "w") as f:
     json.dump(results, f, indent=1)
   print(f"\nwrote {os.path.abspath(_JSON.value)}")

@@ -1,7 +1,7 @@
 """CPU (or current backend) timings of the detection ops, and coco_evaluate against pycocotools.
 
-  python -m vision_jax.ops.bench_ops                # NMS 1k/10k, RoIAlign fwd+bwd (jit, median)
-  python -m vision_jax.ops.bench_ops --coco         # also coco_evaluate vs pycocotools, 5,000 images x 100
+  python -m vision_jax.bench.ops                # NMS 1k/10k, RoIAlign fwd+bwd (jit, median)
+  python -m vision_jax.bench.ops --coco         # also coco_evaluate vs pycocotools, 5,000 images x 100
   python vision_jax/ops/bench_ops.py --torchvision  # the same NMS/RoIAlign inputs through torchvision.ops
                                                     # (run by path in a venv with torch; imports no jax)
 

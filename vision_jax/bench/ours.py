@@ -20,7 +20,7 @@ def bench_model(model: str, batch: int, resolution: int, channels: int, dtype: s
     dtype: "float32" or "bfloat16" computation (parameters stay float32).
     steps: timed steps (median reported).
     warmup: untimed steps first; the first includes compilation.
-    tuned: apply the XLA:CPU fixes of `vision_jax.xla_cpu` (the library default).
+    tuned: apply the XLA:CPU fixes of `vision_jax.backends.cpu.rewrites` (the library default).
 
   Returns:
     A dict of figures (see `vision_jax.bench.__main__` for the table).
@@ -28,12 +28,14 @@ def bench_model(model: str, batch: int, resolution: int, channels: int, dtype: s
   import jax  # pylint: disable=g-import-not-at-top
   import optax  # pylint: disable=g-import-not-at-top
 
-  from vision_jax import optim, parallel, xla_cpu  # pylint: disable=g-import-not-at-top
+  from vision_jax.train_lib import optim, parallel
+
+  from vision_jax.backends.cpu import rewrites as xla_cpu
   from vision_jax.bench import timing  # pylint: disable=g-import-not-at-top
   from vision_jax.configs import common  # pylint: disable=g-import-not-at-top
   from vision_jax.data.features import DatasetSpec  # pylint: disable=g-import-not-at-top
   from vision_jax.tasks.classification import ClassificationTask  # pylint: disable=g-import-not-at-top
-  from vision_jax.train_state import TrainState  # pylint: disable=g-import-not-at-top
+  from vision_jax.train_lib.state import TrainState  # pylint: disable=g-import-not-at-top
 
   config = common.base_config()
   config.model.name = model
@@ -91,7 +93,7 @@ def bench_model(model: str, batch: int, resolution: int, channels: int, dtype: s
 
 def bench_pipeline(batch: int, steps: int) -> dict[str, Any]:
   """Images/s of the training input pipeline alone on the embedded digits (host side, as train.py builds it)."""
-  from vision_jax import parallel  # pylint: disable=g-import-not-at-top
+  from vision_jax.train_lib import parallel
   from vision_jax.configs import common  # pylint: disable=g-import-not-at-top
   from vision_jax.data import datasets, pipeline  # pylint: disable=g-import-not-at-top
 

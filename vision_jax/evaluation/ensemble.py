@@ -16,7 +16,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from vision_jax import metric_writers, parallel, plots, train
+from vision_jax import plots, train
+from vision_jax.train_lib import parallel, writers as metric_writers
 from vision_jax.data import pipeline
 from vision_jax.errors import ConfigError
 from vision_jax.evaluation import classification as cls_metrics

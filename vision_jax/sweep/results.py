@@ -7,7 +7,7 @@ import math
 import os
 from typing import Any, Sequence
 
-from vision_jax import metric_writers
+from vision_jax.train_lib import writers as metric_writers
 
 
 def best_eval_value(directory: str, metric: str, mode: str) -> float | None:

@@ -16,7 +16,7 @@ import os
 import time
 from typing import Any, Callable, Sequence
 
-from vision_jax import metric_writers
+from vision_jax.train_lib import writers as metric_writers
 from vision_jax.errors import ConfigError
 from vision_jax.sweep import results, space as space_lib, trials as trials_lib
 

@@ -99,7 +99,7 @@ class InProcessRunner:
   """Runs a trial with `train.train_and_evaluate` in this process; a UserError marks it failed."""
 
   def __call__(self, config: str, overrides: Sequence[tuple[str, str]], directory: str) -> Outcome:
-    from vision_jax import train  # pylint: disable=import-outside-toplevel
+    from vision_jax import train
     try:
       summary = train.train_and_evaluate(build_config(config, overrides), directory)
     except UserError as e:

@@ -18,9 +18,9 @@ import optax
 from vision_jax.data import augment
 from vision_jax.data.features import DatasetSpec
 from vision_jax.evaluation import classification as cls_metrics
-from vision_jax import step_memory
+from vision_jax.train_lib import step_memory
 from vision_jax.models import overrides
-from vision_jax.train_state import TrainState
+from vision_jax.train_lib.state import TrainState
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0) -> jax.Array:

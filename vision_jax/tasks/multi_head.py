@@ -32,7 +32,7 @@ from vision_jax.errors import ConfigError
 from vision_jax.evaluation import binary as binary_metrics
 from vision_jax.evaluation import classification as cls_metrics
 from vision_jax.tasks.classification import cross_entropy
-from vision_jax.train_state import TrainState
+from vision_jax.train_lib.state import TrainState
 
 KINDS = ("regression", "multiclass", "binary")
 

@@ -38,10 +38,10 @@ import numpy as np
 import optax
 from flax import traverse_util
 
-from vision_jax.checkpoint import load_state_arrays
+from vision_jax.train_lib.checkpoint import load_state_arrays
 from vision_jax.errors import CheckpointError, ConfigError
 from vision_jax.interop.common import leaf_layers
-from vision_jax.train_state import TrainState
+from vision_jax.train_lib.state import TrainState
 
 FROZEN, BACKBONE, HEAD = "frozen", "backbone", "head"
 

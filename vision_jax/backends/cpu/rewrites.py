@@ -45,7 +45,7 @@ from flax.linen import linear
 import jax
 import jax.numpy as jnp
 
-from vision_jax.layers import channel_stats, conv_vjp
+from vision_jax.backends.cpu import channel_stats, conv_vjp
 
 # DebugOptions field -> value. An empty list of fusion types disables YNNPACK fusions (convolutions, dots).
 _CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
