@@ -4,16 +4,18 @@ Both pipelines are `grain.MapDataset`s indexed by batch number, so a batch is a 
 (seed, batch number, process index): resuming from a checkpoint restores the grain iterator state and the
 run continues bit-identically, and the global batch is the same whatever the number of processes.
 
-* Training: each epoch is a fresh seeded permutation of the split; global batch `b` holds the examples at
-  positions [b*G, (b+1)*G) of the concatenated epochs (remainder dropped per epoch); process p of P takes its
-  contiguous slice of G/P examples.
+* Training: a sampler (`samplers`) draws global batch `b` from (seed, b). By default each epoch is a fresh
+  seeded permutation of the split and global batch `b` holds the examples at positions [b*G, (b+1)*G) of the
+  concatenated epochs (remainder dropped per epoch); class-balanced, pair and episode samplers draw by label.
+  Process p of P takes its contiguous slice of G/P examples.
 * Evaluation: one pass in order; the last global batch is padded and a `mask` marks the real examples, so every
   example counts exactly once whatever the batch size and process count.
 
 Batches are dicts of NumPy arrays: `image` (uint8 or float, [L, H, W, C], or [L, *shape] for inputs of another
-rank such as [L, T, C] signals), `label` int32 [L], the dataset's `extra_features` as stored ([L, *shape]) and,
-for evaluation, `mask` bool [L]. Image augmentation and normalization run on device inside the jitted step
-(`vision_jax.data.augment`).
+rank such as [L, T, C] signals), `label` int32 [L] (when the dataset has labels), the dataset's `extra_features`
+as stored ([L, *shape]), `resize_info` [L, 4] when resized on the host with annotations or letterboxed
+(`host_resize`), the sampler's extras and, for evaluation, `mask` bool [L]. Image augmentation and
+normalization run on device inside the jitted step (`vision_jax.data.augment`).
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ import grain
 import jax
 import numpy as np
 
-from vision_jax.data import sources
-from vision_jax.data.features import DatasetSpec
-from vision_jax.errors import ConfigError, DataError
+from vision_jax.data import host_resize, samplers, sources
+from vision_jax.data.features import DatasetSpec, typed_features
+from vision_jax.data.host_resize import resize_and_center_crop  # noqa: F401  (evaluation.ensemble's import path)
+from vision_jax.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,54 +54,63 @@ def local_batch_size(global_batch_size: int, sharding: Sharding) -> int:
   return global_batch_size // sharding.process_count
 
 
-def resize_and_center_crop(image: np.ndarray, size: int, crop_fraction: float = 0.875) -> np.ndarray:
-  """Resizes the shorter side to size / crop_fraction (bilinear), then crops the central size x size.
+class _Reader:
+  """Indices -> a batch dict: one gather per feature from in-memory arrays, else record by record.
 
-  Args:
-    image: uint8 [H, W] or [H, W, C].
-    size: output side length.
-    crop_fraction: fraction of the resized shorter side kept by the crop (0.875: 224 from 256).
-
-  Returns:
-    uint8 [size, size, C] (C=1 for grayscale input).
+  With `image_size` > 0 every record is resized on the host by `host_resize.resize_example` (`resize` mode),
+  its annotations moved with it; batches then also carry `resize_info` [L, 4] when the mode is letterbox or the
+  dataset has boxes, masks or keypoints. Records whose object features are ragged are re-packed to the spec's
+  static row count.
   """
-  from PIL import Image  # pylint: disable=import-outside-toplevel
-  squeeze = image.ndim == 3 and image.shape[-1] == 1
-  pil = Image.fromarray(image[..., 0] if squeeze else image)
-  width, height = pil.size
-  short = max(size, int(round(size / crop_fraction)))
-  scale = short / min(width, height)
-  new_w, new_h = max(size, int(round(width * scale))), max(size, int(round(height * scale)))
-  pil = pil.resize((new_w, new_h), Image.BILINEAR)
-  left, top = (new_w - size) // 2, (new_h - size) // 2
-  out = np.asarray(pil.crop((left, top, left + size, top + size)))
-  return out[..., None] if out.ndim == 2 else out
 
+  def __init__(self, source: Sequence[Any], spec: DatasetSpec, image_size: int = 0, resize: str = "center_crop",
+               min_visible: float = 0.0):
+    if resize not in host_resize.MODES:
+      raise ConfigError(f"input resize mode {resize!r} is not supported; use one of {', '.join(host_resize.MODES)}")
+    self.source, self.spec, self.image_size = source, spec, image_size
+    self.resize, self.min_visible = resize, min_visible
+    self.features = typed_features(spec)
+    self.has_objects = bool(spec.keys_of_kind("boxes"))
+    has_geometry = any(spec.keys_of_kind(kind) for kind in host_resize.GEOMETRY_KINDS)
+    self.keys = list(spec.extra_features)
+    if image_size and (resize == "letterbox" or has_geometry):
+      self.keys.append("resize_info")
 
-def _read(source: Sequence[Any], spec: DatasetSpec, indices: np.ndarray,
-          image_size: int = 0) -> dict[str, np.ndarray]:
-  take = getattr(source, "take", None)
-  if take is not None and not image_size:  # in-memory arrays: one gather per feature
-    arrays = take(np.asarray(indices))
-    images = arrays[spec.image_key]
-    if images.ndim == len(spec.image_shape):
+  def _record(self, record: dict[str, Any]) -> dict[str, Any]:
+    if self.image_size:
+      return host_resize.resize_example(record, self.image_size, self.features, self.spec.image_key, self.resize,
+                                        self.min_visible)
+    return host_resize.fit_objects(record, self.features) if self.has_objects else record
+
+  def __call__(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+    spec = self.spec
+    take = getattr(self.source, "take", None)
+    if take is not None and not self.image_size:  # in-memory arrays: one gather per feature
+      arrays = take(np.asarray(indices))
+      images = arrays[spec.image_key]
+      if images.ndim == len(spec.image_shape):
+        images = images[..., None]
+      batch = {"image": images}
+      if spec.label_key:
+        batch["label"] = np.asarray(arrays[spec.label_key], np.int32)
+      batch.update({key: arrays[key] for key in spec.extra_features})
+      return batch
+    getitems = getattr(self.source, "__getitems__", None)
+    records = getitems(indices.tolist()) if getitems else [self.source[int(i)] for i in indices]
+    records = [self._record(r) for r in records]
+    images = np.stack([np.asarray(r[spec.image_key]) for r in records])
+    if images.ndim == len(spec.image_shape):  # stored without its channel axis (e.g. grayscale [H, W])
       images = images[..., None]
-    batch = {"image": images, "label": np.asarray(arrays[spec.label_key], np.int32)}
-    batch.update({key: arrays[key] for key in spec.extra_features})
+    batch = {"image": images}
+    if spec.label_key:
+      batch["label"] = np.asarray([r[spec.label_key] for r in records], dtype=np.int32)
+    for key in self.keys:
+      batch[key] = np.stack([np.asarray(r[key]) for r in records])
     return batch
-  getitems = getattr(source, "__getitems__", None)
-  records = getitems(indices.tolist()) if getitems else [source[int(i)] for i in indices]
-  decoded = [np.asarray(r[spec.image_key]) for r in records]
-  if image_size:
-    decoded = [resize_and_center_crop(image, image_size) for image in decoded]
-  images = np.stack(decoded)
-  if images.ndim == len(spec.image_shape):  # stored without its channel axis (e.g. grayscale [H, W])
-    images = images[..., None]
-  labels = np.asarray([r[spec.label_key] for r in records], dtype=np.int32)
-  batch = {"image": images, "label": labels}
-  for key in spec.extra_features:
-    batch[key] = np.stack([np.asarray(r[key]) for r in records])
-  return batch
+
+
+def _read(source: Sequence[Any], spec: DatasetSpec, indices: np.ndarray, image_size: int = 0) -> dict[str, np.ndarray]:
+  return _Reader(source, spec, image_size)(indices)
 
 
 def cache_in_memory(source: Sequence[Any], spec: DatasetSpec, max_mib: float) -> Sequence[Any]:
@@ -122,41 +134,50 @@ def cache_in_memory(source: Sequence[Any], spec: DatasetSpec, max_mib: float) ->
     batch = _read(source, spec, np.arange(spec.num_examples))
   except ValueError:  # images of different shapes do not stack: leave them to the per-record reader
     return source
-  arrays = {spec.image_key: batch["image"], spec.label_key: batch["label"]}
+  arrays = {spec.image_key: batch["image"]}
+  if spec.label_key:
+    arrays[spec.label_key] = batch["label"]
   arrays.update({key: batch[key] for key in spec.extra_features})
   return sources.ArraySource(arrays)
 
 
 class _TrainBatch:
-  """Batch number -> this process's slice of that global training batch."""
+  """Batch number -> this process's slice of the global training batch its sampler draws for that step."""
 
-  def __init__(self, source, spec: DatasetSpec, global_batch_size: int, seed: int, sharding: Sharding,
-               image_size: int = 0):
-    self.source, self.spec, self.seed, self.image_size = source, spec, seed, image_size
+  def __init__(self, reader: _Reader, global_batch_size: int, seed: int, sharding: Sharding,
+               sampler: samplers.Sampler = samplers.Uniform()):
+    self.reader, self.spec, self.seed, self.sampler = reader, reader.spec, seed, sampler
     self.global_batch_size = global_batch_size
     self.local_batch_size = local_batch_size(global_batch_size, sharding)
     self.offset = sharding.process_index * self.local_batch_size
-    self.steps_per_epoch = spec.num_examples // global_batch_size
-    if self.steps_per_epoch == 0:
-      raise DataError(f"{spec.name}:{spec.split} has {spec.num_examples} examples, fewer than one batch of "
-                      f"{global_batch_size}; lower the batch size")
+    sampler.check(self.spec, global_batch_size, self.local_batch_size)
+    labels = samplers.split_labels(reader.source, self.spec) if sampler.needs_labels else None
+    self.split = samplers.ClassIndex(self.spec.num_examples, labels)
+
+  def drawn(self, step: int) -> dict[str, np.ndarray]:
+    """This process's slice of what the sampler draws for `step`: `index` [L] and the sampler's extras."""
+    drawn = self.sampler.draw(self.seed, int(step), self.global_batch_size, self.split)
+    return {key: value[self.offset:self.offset + self.local_batch_size] for key, value in drawn.items()}
 
   def indices(self, step: int) -> np.ndarray:
-    epoch, batch_in_epoch = divmod(int(step), self.steps_per_epoch)
-    order = np.random.default_rng([self.seed, epoch]).permutation(self.spec.num_examples)
-    start = batch_in_epoch * self.global_batch_size + self.offset
-    return order[start:start + self.local_batch_size]
+    """The examples of this process's slice of batch `step` [L]."""
+    return self.drawn(step)["index"]
 
   def __call__(self, step: int) -> dict[str, np.ndarray]:
-    return _read(self.source, self.spec, self.indices(step), self.image_size)
+    drawn = self.drawn(step)
+    batch = self.reader(drawn.pop("index"))
+    if "index2" in drawn:  # pairs: the partners' images and labels
+      second = self.reader(drawn.pop("index2"))
+      batch["image2"], batch["label2"] = second["image"], second["label"]
+    batch.update(drawn)
+    return batch
 
 
 class _EvalBatch:
   """Batch number -> this process's slice of that global evaluation batch, padded, with a mask."""
 
-  def __init__(self, source, spec: DatasetSpec, global_batch_size: int, sharding: Sharding,
-               image_size: int = 0):
-    self.source, self.spec, self.image_size = source, spec, image_size
+  def __init__(self, reader: _Reader, global_batch_size: int, sharding: Sharding):
+    self.reader, self.spec = reader, reader.spec
     self.global_batch_size = global_batch_size
     self.local_batch_size = local_batch_size(global_batch_size, sharding)
     self.offset = sharding.process_index * self.local_batch_size
@@ -164,7 +185,7 @@ class _EvalBatch:
   def __call__(self, batch: int) -> dict[str, np.ndarray]:
     positions = batch * self.global_batch_size + self.offset + np.arange(self.local_batch_size)
     mask = positions < self.spec.num_examples
-    out = _read(self.source, self.spec, np.where(mask, positions, 0), self.image_size)
+    out = self.reader(np.where(mask, positions, 0))
     out["mask"] = mask
     return out
 
@@ -176,7 +197,8 @@ def num_eval_batches(num_examples: int, global_batch_size: int) -> int:
 
 def train_dataset(source: Sequence[Any], spec: DatasetSpec, global_batch_size: int, num_steps: int,
                   seed: int, sharding: Sharding = Sharding(), num_threads: int = 2,
-                  prefetch: int = 4, image_size: int = 0) -> grain.IterDataset:
+                  prefetch: int = 4, image_size: int = 0, resize: str = "center_crop", min_visible: float = 0.0,
+                  sampler: samplers.Sampler = samplers.Uniform()) -> grain.IterDataset:
   """Training batches 0..num_steps-1 as a grain iterable with threaded reads.
 
   Args:
@@ -184,26 +206,33 @@ def train_dataset(source: Sequence[Any], spec: DatasetSpec, global_batch_size: i
     spec: the split's `DatasetSpec`.
     global_batch_size: examples per step over all processes.
     num_steps: number of batches the iterator yields.
-    seed: shuffling seed (each epoch uses the permutation of (seed, epoch)).
+    seed: sampling seed (the uniform sampler's epoch e is the permutation of (seed, e)).
     sharding: this process's index and the process count.
     num_threads: grain reader threads.
     prefetch: batches read ahead.
-    image_size: if > 0, every image is resized and centre-cropped to image_size x image_size on the host
-      (for datasets of varying image sizes, e.g. imagenet2012).
+    image_size: if > 0, every example is resized to image_size x image_size on the host, annotations moved
+      with it (for datasets of varying image sizes, e.g. imagenet2012; `host_resize`).
+    resize: how: "center_crop" (scale the shorter side, keep the centre) or "letterbox" (scale the longer
+      side, pad).
+    min_visible: objects whose box keeps less than this fraction of its area inside the resized image are removed.
+    sampler: which examples make each batch (`samplers`): Uniform() (default), Balanced, Pairs or Episodes;
+      pairs add `image2`, `label2`, `same`, episodes `episode_label`, `query`.
 
   Returns:
     A `grain.IterDataset`; its iterator's `get_state()`/`set_state()` give the resumable data position.
   """
-  reader = _TrainBatch(source, spec, global_batch_size, seed, sharding, image_size)
+  reader = _TrainBatch(_Reader(source, spec, image_size, resize, min_visible), global_batch_size, seed, sharding,
+                       sampler)
   return grain.MapDataset.range(num_steps).map(reader).to_iter_dataset(
       grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch))
 
 
 def eval_dataset(source: Sequence[Any], spec: DatasetSpec, global_batch_size: int,
                  sharding: Sharding = Sharding(), num_threads: int = 2, prefetch: int = 4,
-                 image_size: int = 0) -> grain.IterDataset:
-  """One in-order pass over the split in padded global batches with a `mask` (see module docstring)."""
-  reader = _EvalBatch(source, spec, global_batch_size, sharding, image_size)
+                 image_size: int = 0, resize: str = "center_crop", min_visible: float = 0.0) -> grain.IterDataset:
+  """One in-order pass over the split in padded global batches with a `mask` (see module docstring); host
+  resizing as in `train_dataset`."""
+  reader = _EvalBatch(_Reader(source, spec, image_size, resize, min_visible), global_batch_size, sharding)
   num_batches = num_eval_batches(spec.num_examples, global_batch_size)
   return grain.MapDataset.range(num_batches).map(reader).to_iter_dataset(
       grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch))

@@ -1,7 +1,8 @@
 """Geometric ops: flips, padding and crops, rotation, shear, zoom, translation and random affine maps.
 
-Every op moves `Sample.boxes` (xyxy pixels) with the pixels. Random parameters are drawn per example from the
-op's key; output shapes are static. The matrix builders (`rotation`, `shearing`, ...) return forward maps
+Every op moves `Sample.boxes` (xyxy pixels), `Sample.masks` (nearest) and `Sample.keypoints` with the pixels;
+`flip_lr` also swaps left and right keypoints by `Sample.keypoint_flip`. Random parameters are drawn per example
+from the op's key; output shapes are static. The matrix builders (`rotation`, `shearing`, ...) return forward maps
 [N, 2, 3] that `warp.compose` chains and `warp.warp_images` / `warp.transform_boxes` apply, for notebooks:
 
     >>> forward = rotation(jnp.radians(jnp.array([30.0])), (32, 32))
@@ -16,9 +17,9 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from vision_jax.data.augment.registry import Op, Sample, register
-from vision_jax.data.augment.warp import (about_centre, compose, interpolation_order, transform_boxes, warp_images,
-                                     warp_sample)
+from vision_jax.data.augment.registry import Op, register
+from vision_jax.data.augment.warp import (about_centre, compose, interpolation_order, move_annotations, warp_images,
+                                          warp_sample)
 from vision_jax.errors import ConfigError
 
 Size = tuple[int, int]
@@ -114,9 +115,9 @@ def _flip_op(p: float, axis: int) -> Op:
   def op(rng, sample):
     n, h, w = sample.images.shape[:3]
     flip = jax.random.uniform(rng, (n,)) < p
-    images = jnp.where(flip[:, None, None, None], jnp.flip(sample.images, axis), sample.images)
-    if sample.boxes is None:
-      return sample._replace(images=images)
+    where = lambda x: jnp.where(flip.reshape((n,) + (1,) * (x.ndim - 1)), jnp.flip(x, axis), x)
+    sample = sample._replace(images=where(sample.images),
+                             masks=None if sample.masks is None else where(sample.masks))
     # x -> w - x (axis 2) or y -> h - y (axis 1) where flipped, identity elsewhere.
     sign = jnp.where(flip, -1.0, 1.0)
     shift = jnp.where(flip, float(w if axis == 2 else h), 0.0)
@@ -125,7 +126,12 @@ def _flip_op(p: float, axis: int) -> Op:
       forward = jnp.stack([jnp.stack([sign, zero, shift], -1), jnp.stack([zero, one, zero], -1)], -2)
     else:
       forward = jnp.stack([jnp.stack([one, zero, zero], -1), jnp.stack([zero, sign, shift], -1)], -2)
-    return Sample(images, transform_boxes(sample.boxes, forward, (h, w)), sample.targets)
+    sample = move_annotations(sample, forward, (h, w))
+    if axis == 2 and sample.keypoints is not None and sample.keypoint_flip is not None:
+      swapped = jnp.take(sample.keypoints, sample.keypoint_flip, axis=-2)
+      flip_points = flip.reshape((n,) + (1,) * (sample.keypoints.ndim - 1))
+      sample = sample._replace(keypoints=jnp.where(flip_points, swapped, sample.keypoints))
+    return sample
 
   return op
 
@@ -142,6 +148,10 @@ def flip_ud(p: float = 0.5) -> Op:
   return _flip_op(p, axis=1)
 
 
+def _pad_spatial(x: jax.Array, top: int, bottom: int, left: int, right: int) -> jax.Array:
+  return jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+
+
 @register("pad")
 def pad(to: int = 32) -> Op:
   """Zero-pads the spatial dims symmetrically to `to` x `to` (e.g. 28x28 MNIST -> 32x32 for classic LeNet-5)."""
@@ -151,12 +161,11 @@ def pad(to: int = 32) -> Op:
     if h > to or w > to:
       raise ConfigError(f"pad(to={to}) got {h}x{w} images, larger than the target; raise `to`")
     top, left = (to - h) // 2, (to - w) // 2
-    images = jnp.pad(sample.images, ((0, 0), (top, to - h - top), (left, to - w - left), (0, 0)))
-    boxes = sample.boxes
-    if boxes is not None:
-      forward = translation(jnp.full((n,), float(left)), jnp.full((n,), float(top)))
-      boxes = transform_boxes(boxes, forward, (to, to))
-    return Sample(images, boxes, sample.targets)
+    padding = (top, to - h - top, left, to - w - left)
+    sample = sample._replace(images=_pad_spatial(sample.images, *padding),
+                             masks=None if sample.masks is None else _pad_spatial(sample.masks, *padding))
+    forward = translation(jnp.full((n,), float(left)), jnp.full((n,), float(top)))
+    return move_annotations(sample, forward, (to, to))
 
   return op
 
@@ -167,16 +176,16 @@ def pad_crop(pad: int = 4) -> Op:  # pylint: disable=redefined-outer-name
   _check(pad >= 0, f"pad_crop(pad={pad}) needs pad >= 0")
 
   def op(rng, sample):
-    n, h, w, c = sample.images.shape
-    padded = jnp.pad(sample.images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    n, h, w = sample.images.shape[:3]
     offsets = jax.random.randint(rng, (n, 2), 0, 2 * pad + 1)  # (row, column) of each window
-    crop = lambda image, o: jax.lax.dynamic_slice(image, (o[0], o[1], 0), (h, w, c))
-    images = jax.vmap(crop)(padded, offsets)
-    boxes = sample.boxes
-    if boxes is not None:
-      shift = (pad - offsets).astype(jnp.float32)
-      boxes = transform_boxes(boxes, translation(shift[:, 1], shift[:, 0]), (h, w))
-    return Sample(images, boxes, sample.targets)
+
+    def crop(x):
+      window = lambda image, o: jax.lax.dynamic_slice(image, (o[0], o[1], 0), (h, w, x.shape[-1]))
+      return jax.vmap(window)(_pad_spatial(x, pad, pad, pad, pad), offsets)
+
+    sample = sample._replace(images=crop(sample.images), masks=None if sample.masks is None else crop(sample.masks))
+    shift = (pad - offsets).astype(jnp.float32)
+    return move_annotations(sample, translation(shift[:, 1], shift[:, 0]), (h, w))
 
   return op
 

@@ -2,7 +2,7 @@
 
 Mixup and cutmix combine each example with a partner (a random permutation of the batch, drawn for the whole
 global batch) and mix `Sample.targets` with the same weight as the pixels, so the mixed targets stay
-probability rows. They do not move boxes, so a `Sample` with boxes is refused.
+probability rows. They do not move annotations, so a `Sample` with boxes, masks or keypoints is refused.
 """
 
 from __future__ import annotations
@@ -69,8 +69,10 @@ def _check_mixing(name: str, sample: Sample) -> None:
   if sample.targets is None:
     raise ConfigError(f"{name} mixes labels and needs targets: use it in a classification task's input.augment "
                       "or call pipeline.apply(rng, images, targets=...)")
-  if sample.boxes is not None:
-    raise DataError(f"{name} cannot carry boxes (it merges two images); drop {name} from detection pipelines")
+  carried = [field for field in ("boxes", "masks", "keypoints") if getattr(sample, field) is not None]
+  if carried:
+    raise DataError(f"{name} cannot carry {carried[0]} (it merges two images); drop {name} from detection, "
+                    "segmentation and keypoint pipelines")
 
 
 def _check_alpha(name: str, alpha: float, p: float) -> None:

@@ -3,9 +3,10 @@
 Coordinates are continuous pixel coordinates (x, y): pixel (row r, column c) covers [c, c + 1) x [r, r + 1) and
 has its centre at (c + 0.5, r + 0.5). A transform is a forward affine map `[N, 2, 3]` from input to output
 coordinates, one per image. Images are warped by the inverse map (each output pixel centre samples the input,
-bilinear or nearest, `fill` outside); boxes by the forward map (the axis-aligned box around the four moved
-corners, clipped to the output). When the inverse map sends pixel centres to pixel centres (flips, quarter
-turns, whole-pixel shifts, integer shears about an odd-sized centre) the result is an exact copy of pixels.
+bilinear or nearest, `fill` outside; masks always nearest, 0 outside); boxes and keypoints by the forward map
+(boxes: the axis-aligned box around the four moved corners, clipped to the output). When the inverse map sends
+pixel centres to pixel centres (flips, quarter turns, whole-pixel shifts, integer shears about an odd-sized
+centre) the result is an exact copy of pixels.
 """
 
 from __future__ import annotations
@@ -99,8 +100,7 @@ def warp_images(images: jax.Array, forward: jax.Array, out_size: tuple[int, int]
   return jnp.round(out).astype(images.dtype) if floats is not images else out
 
 
-@functools.partial(jax.jit, static_argnames=("out_size",))
-def transform_boxes(boxes: jax.Array, forward: jax.Array, out_size: tuple[int, int]) -> jax.Array:
+def move_boxes(boxes: jax.Array, forward: jax.Array, out_size: tuple[int, int]) -> tuple[jax.Array, jax.Array]:
   """Moves xyxy pixel boxes [N, M, 4] by forward maps [N, 2, 3]: the box around the moved corners, clipped.
 
   Args:
@@ -109,22 +109,57 @@ def transform_boxes(boxes: jax.Array, forward: jax.Array, out_size: tuple[int, i
     out_size: (height, width) of the output images, for clipping.
 
   Returns:
-    [N, M, 4] boxes in output pixels; boxes that leave the image become zero-area boxes on its border.
+    (boxes [N, M, 4] in output pixels, visible float32 [N, M]): boxes that leave the image become zero-area
+    boxes on its border; `visible` is the fraction of each moved box's area left after clipping (0 for
+    zero-area boxes).
   """
   x1, y1, x2, y2 = jnp.moveaxis(boxes.astype(jnp.float32), -1, 0)
   corners = jnp.stack([jnp.stack([x1, y1], -1), jnp.stack([x2, y1], -1), jnp.stack([x1, y2], -1),
                        jnp.stack([x2, y2], -1)], axis=2)  # [N, M, 4, 2]
   moved = jnp.einsum("nij,nmkj->nmki", forward[:, :, :2], corners) + forward[:, None, None, :, 2]
   h, w = out_size
-  lo = jnp.clip(jnp.min(moved, axis=2), 0.0, jnp.array([w, h], jnp.float32))
-  hi = jnp.clip(jnp.max(moved, axis=2), 0.0, jnp.array([w, h], jnp.float32))
-  return jnp.concatenate([lo, hi], axis=-1).astype(boxes.dtype)
+  lo, hi = jnp.min(moved, axis=2), jnp.max(moved, axis=2)
+  limit = jnp.array([w, h], jnp.float32)
+  lo_clipped, hi_clipped = jnp.clip(lo, 0.0, limit), jnp.clip(hi, 0.0, limit)
+  area = jnp.prod(hi - lo, axis=-1)
+  clipped_area = jnp.prod(hi_clipped - lo_clipped, axis=-1)
+  visible = jnp.where(area > 0, clipped_area / jnp.where(area > 0, area, 1.0), 0.0)
+  return jnp.concatenate([lo_clipped, hi_clipped], axis=-1).astype(boxes.dtype), visible
+
+
+@functools.partial(jax.jit, static_argnames=("out_size",))
+def transform_boxes(boxes: jax.Array, forward: jax.Array, out_size: tuple[int, int]) -> jax.Array:
+  """The moved, clipped boxes [N, M, 4] of `move_boxes` (boxes that leave the image: zero-area on its border)."""
+  return move_boxes(boxes, forward, out_size)[0]
+
+
+def move_keypoints(keypoints: jax.Array, forward: jax.Array, out_size: tuple[int, int]) -> jax.Array:
+  """Moves keypoints [N, ..., 3] (x, y, visibility) by forward maps [N, 2, 3]; visibility 0 outside the image."""
+  n = keypoints.shape[0]
+  flat = keypoints.reshape(n, -1, 3).astype(jnp.float32)
+  xy = jnp.einsum("nij,nkj->nki", forward[:, :, :2], flat[..., :2]) + forward[:, None, :, 2]
+  h, w = out_size
+  inside = (xy[..., 0] >= 0) & (xy[..., 0] < w) & (xy[..., 1] >= 0) & (xy[..., 1] < h)
+  moved = jnp.concatenate([xy, jnp.where(inside, flat[..., 2], 0.0)[..., None]], -1)
+  return moved.reshape(keypoints.shape).astype(keypoints.dtype)
+
+
+def move_annotations(sample: Sample, forward: jax.Array, out_size: tuple[int, int]) -> Sample:
+  """Moves a `Sample`'s boxes (updating `visible`) and keypoints by forward maps [N, 2, 3]; pixels untouched."""
+  boxes, visible, keypoints = sample.boxes, sample.visible, sample.keypoints
+  if boxes is not None:
+    boxes, fraction = move_boxes(boxes, forward, out_size)
+    visible = fraction if visible is None else visible * fraction
+  if keypoints is not None:
+    keypoints = move_keypoints(keypoints, forward, out_size)
+  return sample._replace(boxes=boxes, visible=visible, keypoints=keypoints)
 
 
 def warp_sample(sample: Sample, forward: jax.Array, out_size: tuple[int, int] | None = None, order: int = 1,
                 fill: float = 0.0) -> Sample:
-  """Warps a `Sample`'s images and boxes by the same forward maps [N, 2, 3]."""
+  """Warps a `Sample`'s images (`order`, `fill`), masks (nearest, 0 outside), boxes and keypoints by the same
+  forward maps [N, 2, 3]."""
   out_size = tuple(out_size or sample.images.shape[1:3])
   images = warp_images(sample.images, forward, out_size, order, fill)
-  boxes = None if sample.boxes is None else transform_boxes(sample.boxes, forward, out_size)
-  return sample._replace(images=images, boxes=boxes)
+  masks = None if sample.masks is None else warp_images(sample.masks, forward, out_size, 0, 0.0)
+  return move_annotations(sample._replace(images=images, masks=masks), forward, out_size)
