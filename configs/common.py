@@ -11,29 +11,9 @@ from typing import Any
 
 import ml_collections
 
+from vision_jax.config_loading import typed_value
 from vision_jax.errors import ConfigError
 
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
-
-
-def typed_value(key: str, text: str, default: Any) -> Any:
-  """Converts `text` to the type of `default` (bool, int, float or str); raises ConfigError if it can't."""
-  kind = type(default)
-  try:
-    if kind is bool:
-      if text.lower() in _TRUE:
-        return True
-      if text.lower() in _FALSE:
-        return False
-      raise ValueError
-    if kind is int:
-      return int(text)
-    if kind is float:
-      return float(text)
-    return text
-  except ValueError:
-    raise ConfigError(f"{key}={text!r} is not a valid {kind.__name__} "
-                      f"(default {default!r}); pass e.g. {key}={default!r}") from None
 
 
 def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
@@ -100,10 +80,23 @@ def base_config() -> ml_collections.ConfigDict:
   c.input.preprocess = "to_float"  # ops applied to train and eval images
   c.input.augment = ""  # ops applied to training images only, after preprocess (README "Augmentation")
   c.input.normalize = ""  # ops applied last, to train and eval images
+  c.input.max_objects = 32  # boxes/masks per example are padded (or cut, keeping the largest) to this many
+  c.input.resize = "center_crop"  # with image_size > 0: center_crop | letterbox (boxes, masks, keypoints move along)
+  c.input.min_visible = 0.0  # objects keeping less of their box area inside the image are dropped (host resize)
+  c.input.sampler = "uniform"  # uniform | balanced (P classes x K) | pairs | episodes (N-way K-shot)
+  c.input.examples_per_class = 4  # balanced: K
+  c.input.positive_fraction = 0.5  # pairs: fraction of same-class pairs
+  c.input.ways = 5  # episodes: N classes per episode
+  c.input.shots = 1  # episodes: K support examples per class
+  c.input.queries = 5  # episodes: Q query examples per class
+  c.input.episode_classes = ""  # episodes: comma list of the classes to draw from ("" = all)
   c.input.cache_mib = 256  # splits up to this decoded size (uint8) are decoded once and kept in memory; 0: off
   c.input.num_threads = 2
   c.input.prefetch = 4
 
+  # Per-network overrides of `optimizer` for tasks with several networks, e.g. in a GAN config:
+  # c.optimizers.critic = ml_collections.ConfigDict({"name": "rmsprop", "learning_rate": 5e-5}).
+  c.optimizers = ml_collections.ConfigDict()
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = "adam"  # sgd | adam | adamw | rmsprop | adagrad | adadelta
   c.optimizer.learning_rate = 1e-3
@@ -134,8 +127,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.checkpoint = ml_collections.ConfigDict()
   c.checkpoint.every_steps = -1  # -1 -> once per epoch
   c.checkpoint.keep = 3
-  c.checkpoint.best_metric = "accuracy"  # an eval metric; "" disables the keep-best checkpoint
-  c.checkpoint.best_mode = "max"
+  c.checkpoint.best_metric = "auto"  # an eval metric; "auto": the task's (accuracy for classifiers); "": off
+  c.checkpoint.best_mode = "auto"  # max | min | auto (the task's mode for its metric, else min for losses)
 
   c.callbacks = ml_collections.ConfigDict()
   c.callbacks.early_stopping_patience = 0  # evaluations without improvement; 0 disables

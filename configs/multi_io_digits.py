@@ -42,8 +42,6 @@ def get_config(arg: str | None = None):
   config.optimizer.learning_rate = args.lr
   config.schedule.name = "warmup_cosine"
   config.schedule.warmup_steps = 100
-  config.checkpoint.best_metric = "loss"
-  config.checkpoint.best_mode = "min"
   if args.smoke:
     common.apply_smoke(config)
   return config

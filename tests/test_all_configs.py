@@ -9,10 +9,11 @@ import pytest
 from vision_jax import config_loading, models, tasks
 from vision_jax.data import datasets, synthetic
 from vision_jax.data.features import DatasetSpec
+from vision_jax.tasks import input_problem
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(os.path.basename(p) for p in glob.glob(os.path.join(REPO, "configs", "*.py"))
-                 if os.path.basename(p) not in ("__init__.py", "common.py"))
+                 if os.path.basename(p) not in ("__init__.py", "common.py", "bench.py"))
 STORED_SHAPE = {"mnist_embedded": (28, 28, 1), "cifar10": (32, 32, 3), "imagenet2012": (500, 375, 3)}
 FAMILIES = ["lenet5", "little_vgg", "alexnet", "vgg16", "resnet18_cifar", "resnet50", "googlenet", "inception_v3",
             "xception", "mobilenet_v1", "mobilenet_v2", "efficientnet_b0", "densenet121", "nin", "simple_cnn"]
@@ -29,6 +30,10 @@ def test_config_builds_its_model(name, arg):
   config = config_loading.load_config(f"{path}:{arg}" if arg else path)
   smoke = config_loading.load_config(f"{path}:{arg},smoke" if arg else f"{path}:smoke")
   assert 0 < smoke.num_train_steps <= 20
+  if input_problem.is_input_problem(config.task):  # optimises an image: it builds its first image
+    image = jax.eval_shape(input_problem.get_problem(config).init_image, jax.random.PRNGKey(0))
+    assert all(leaf.ndim == 4 for leaf in jax.tree.leaves(image))
+    return
   assert config.model.name in models.names()
   if config.dataset.name in synthetic.NAMES:  # generated in memory: its real spec, with its extra features
     _, spec = datasets.load(config.dataset.name, "test")
@@ -38,7 +43,7 @@ def test_config_builds_its_model(name, arg):
       shape = (config.input.image_size, config.input.image_size, shape[-1])
     spec = DatasetSpec(config.dataset.name, "train", 1000, shape, 10, tuple(map(str, range(10))))
   task = tasks.get(config, spec)
-  variables = jax.eval_shape(task.init_variables, jax.random.PRNGKey(0))
+  variables = jax.eval_shape(task.init_variables, jax.random.PRNGKey(0))["model"]
   if config.task == "multi_head":
     inputs = [jax.numpy.zeros((2,) + input_shape) for input_shape in task.input_shapes()]
     outputs = jax.eval_shape(task.outputs, variables, inputs)

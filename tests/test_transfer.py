@@ -190,10 +190,12 @@ def test_batch_stats_of_frozen_layers_are_kept():
   def step(state, batch, tx=None):
     return State(jax.tree.map(lambda s: s + batch, state.batch_stats)), {"tx": tx}
 
-  new, metrics = transfer.keep_batch_stats(step, paths)(State(stats), 2.0, tx="opt")
+  other = {"mean": jnp.zeros(2)}  # another network's statistics move freely
+  new, metrics = transfer.keep_batch_stats(step, paths)(State({"model": stats, "critic": other}), 2.0, tx="opt")
   assert metrics == {"tx": "opt"}
-  np.testing.assert_array_equal(new.batch_stats["bn1"]["var"], stats["bn1"]["var"])
-  np.testing.assert_array_equal(new.batch_stats["bn2"]["var"], stats["bn2"]["var"] + 2.0)
+  np.testing.assert_array_equal(new.batch_stats["model"]["bn1"]["var"], stats["bn1"]["var"])
+  np.testing.assert_array_equal(new.batch_stats["model"]["bn2"]["var"], stats["bn2"]["var"] + 2.0)
+  np.testing.assert_array_equal(new.batch_stats["critic"]["mean"], other["mean"] + 2.0)
 
 
 def test_torchvision_weights_into_a_new_class_count(tmp_path):

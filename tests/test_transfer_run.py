@@ -39,7 +39,8 @@ def test_pretrain_then_new_head(pretrained, data_dir, tmp_path, capsys):
   assert summary["steps"] == 6 and summary["final_eval"]["num_examples"] == _test_count([5, 6, 7, 8, 9])
   log = capsys.readouterr().out
   assert f"transfer: loaded 8 arrays from {pre_dir}/best (step 6); re-initialized params/logits/" in log
-  before, after = load_state_arrays(pre_dir, which="best")["params"], load_state_arrays(str(tmp_path))["params"]
+  before = load_state_arrays(pre_dir, which="best")["params"]["model"]
+  after = load_state_arrays(str(tmp_path))["params"]["model"]
   for name in ("conv1", "conv2", "conv3", "fc4"):  # frozen: exactly the pretrained weights
     for leaf in ("kernel", "bias"):
       np.testing.assert_array_equal(after[name][leaf], before[name][leaf])

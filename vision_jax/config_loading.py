@@ -16,10 +16,38 @@ from typing import Any, Callable, Sequence
 import ml_collections
 from absl import flags
 
-from vision_jax.configs.common import typed_value
 from vision_jax.errors import ConfigError, UserError
 
 OVERRIDE_PREFIX = "--config."
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def typed_value(key: str, text: str, default: Any) -> Any:
+  """Converts `text` to the type of `default` (bool, int, float or str); raises ConfigError if it can't."""
+  kind = type(default)
+  try:
+    if kind is bool:
+      if text.lower() in _TRUE:
+        return True
+      if text.lower() in _FALSE:
+        return False
+      raise ValueError
+    if kind is int:
+      return int(text)
+    if kind is float:
+      return float(text)
+    return text
+  except ValueError:
+    raise ConfigError(f"{key}={text!r} is not a valid {kind.__name__} "
+                      f"(default {default!r}); pass e.g. {key}={default!r}") from None
+
+
+def packaged_config_path(name: str) -> str:
+  """Path of a config file shipped in the top-level configs/ folder (located, never imported as library code)."""
+  configs = importlib.util.find_spec("vision_jax.configs")
+  return os.path.join(list(configs.submodule_search_locations)[0], name)
 
 
 def split_path_and_arg(spec: str) -> tuple[str, str | None]:

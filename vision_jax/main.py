@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import sys
 
-import numpy as np
 from absl import app, flags, logging
 
 from vision_jax import config_loading
@@ -33,8 +32,7 @@ _MULTIHOST = flags.DEFINE_bool("multihost", False, "Initialize jax.distributed w
 
 
 def _default_config_path() -> str:
-  import vision_jax.configs  # pylint: disable=import-outside-toplevel
-  return os.path.join(os.path.dirname(vision_jax.configs.__file__), "mnist_lenet.py")
+  return config_loading.packaged_config_path("mnist_lenet.py")
 
 
 def _run(argv) -> None:
@@ -51,22 +49,35 @@ def _run(argv) -> None:
   name = os.path.splitext(os.path.basename(config_loading.split_path_and_arg(_CONFIG.value or "mnist_lenet.py")[0]))[0]
   workdir = _WORKDIR.value or os.path.join("runs", name)
   chief = jax.process_index() == 0
+  from vision_jax.tasks import input_problem  # pylint: disable=import-outside-toplevel
+  if input_problem.is_input_problem(config.task):
+    if _MODE.value != "train":
+      raise UserError(f"task {config.task!r} optimises an image: it has only --mode=train; drop --mode")
+    from vision_jax.train_lib import input_opt  # pylint: disable=import-outside-toplevel
+    summary = input_opt.run(config, workdir)
+    if chief:
+      print(input_opt.summary_line(summary, workdir))
+    return
   if _MODE.value == "train":
     summary = train.train_and_evaluate(config, workdir)
     if chief:
       final = summary["final_eval"]
       shown = " ".join(f"{k} {v:.4f}" for k, v in final.items() if k != "num_examples")
+      unit = summary.get("throughput_unit", "images")
       print(f"done: {summary['steps']} steps ({summary['stop_reason']}) in {summary['wall_time_sec']:.1f} s, "
-            f"{summary['train_images_per_sec']:,.0f} train images/s; final eval: {shown}; "
+            f"{summary.get(f'train_{unit}_per_sec', 0.0):,.0f} train {unit}/s; final eval: {shown}; "
             f"outputs in {workdir}")
-  elif _MODE.value == "eval":
-    _evaluate(config, workdir, chief)
-  else:
-    from vision_jax import predict
-    for result in predict.predict(config, workdir, _IMAGES.value):
-      if chief:
-        top = ", ".join(f"{name} {p:.3f}" for name, p in result["top_k"])
-        print(f"{result['path']}: {top}")
+    return
+  lines = (train.eval_mode(config, workdir, [_member(text, config) for text in _ENSEMBLE.value])
+           if _MODE.value == "eval" else train.predict_mode(config, workdir, _IMAGES.value))
+  if chief:
+    print("\n".join(lines))
+
+
+def _member(text: str, config):
+  """An --ensemble value DIR or DIR@CONFIG[:args] -> (config, workdir)."""
+  member_dir, _, spec = text.partition("@")
+  return (_load_config(spec) if spec else config), member_dir
 
 
 def _load_config(spec: str):
@@ -75,26 +86,6 @@ def _load_config(spec: str):
     config_loading.apply_override(config, key, value)
   config.lock()
   return config
-
-
-def _evaluate(config, workdir: str, chief: bool) -> None:
-  """--mode=eval: one run or an ensemble, with the TTA of config.eval; writes eval.json, misclassified.png."""
-  from vision_jax.evaluation import classification, ensemble  # pylint: disable=import-outside-toplevel
-  members = [(config, workdir)]
-  for text in _ENSEMBLE.value:
-    member_dir, _, spec = text.partition("@")
-    members.append((_load_config(spec) if spec else config, member_dir))
-  result = ensemble.evaluate(members)
-  if not chief:
-    return
-  metrics = result.metrics
-  shown = " ".join(f"{k} {v:.4f}" for k, v in metrics.items() if np.ndim(v) == 0 and k != "num_examples")
-  for member in result.members:
-    print(f"{member['workdir']} (step {member['step']}, tta {member['tta']}): accuracy {member['accuracy']:.4f}")
-  what = f"ensemble of {len(members)} runs" if len(members) > 1 else f"eval of step {result.members[0]['step']}"
-  print(classification.format_per_class(classification.per_class_report(metrics, result.setup.eval_spec.class_names)))
-  print(f"{what} on {metrics['num_examples']} examples: {shown}")
-  print(f"wrote {', '.join(ensemble.write_outputs(result, workdir))}")
 
 
 def main(argv) -> None:
@@ -107,6 +98,9 @@ def main(argv) -> None:
   except UserError as e:
     sys.stderr.write(f"error: {e}\n")
     sys.exit(2)
+  except KeyboardInterrupt:  # the second Ctrl-C (the first one saves and stops between steps)
+    sys.stderr.write("error: interrupted twice; stopped without saving (the previous checkpoint is kept)\n")
+    sys.exit(130)
 
 
 _OVERRIDES: list[tuple[str, str]] = []

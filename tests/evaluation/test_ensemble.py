@@ -16,7 +16,8 @@ from vision_jax import train
 from vision_jax.configs import mnist_lenet
 from vision_jax.data import datasets
 from vision_jax.errors import ConfigError
-from vision_jax.evaluation import ensemble
+from vision_jax.tasks import classification_eval as ensemble
+from vision_jax.train_lib import setup
 
 
 def _config(data_dir, seed=0, **eval_options):
@@ -39,11 +40,11 @@ def run(data_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def singles(run, data_dir):
   """The run evaluated alone, without TTA and with the flip TTA (two members with distinct probabilities)."""
-  return [ensemble.evaluate([run]), ensemble.evaluate([(_config(data_dir, tta="flip"), run[1])])]
+  return [ensemble.evaluate([run], setup), ensemble.evaluate([(_config(data_dir, tta="flip"), run[1])], setup)]
 
 
 def test_one_member_is_the_plain_evaluation(run, singles):
-  plain = train.evaluate(*run)
+  plain = setup.evaluate(*run)
   got = singles[0].metrics
   assert got["num_examples"] == plain["num_examples"] == 2000
   assert got["accuracy"] == plain["accuracy"] and got["top5_accuracy"] == plain["top5_accuracy"]
@@ -54,14 +55,14 @@ def test_one_member_is_the_plain_evaluation(run, singles):
 
 
 def test_identical_members_equal_the_single_model(run, singles):
-  twice = ensemble.evaluate([run, run])
+  twice = ensemble.evaluate([run, run], setup)
   np.testing.assert_allclose(twice.probabilities, singles[0].probabilities, rtol=1e-6)
   assert twice.metrics["accuracy"] == singles[0].metrics["accuracy"]
 
 
 def test_two_members_average_their_probabilities(run, singles, data_dir):
   members = [run, (_config(data_dir, tta="flip"), run[1])]
-  both = ensemble.evaluate(members)
+  both = ensemble.evaluate(members, setup)
   expected = (singles[0].probabilities.astype(np.float64) + singles[1].probabilities) / 2
   assert np.abs(singles[0].probabilities - singles[1].probabilities).max() > 0.01  # the members differ
   np.testing.assert_allclose(both.probabilities, expected, rtol=1e-6, atol=1e-7)
@@ -73,8 +74,8 @@ def test_two_members_average_their_probabilities(run, singles, data_dir):
 
 def test_tta_views_reach_the_model(run, singles, data_dir):
   config, workdir = run
-  s = train.setup(config, workdir)
-  state = train.restore_for_eval(s, workdir)
+  s = setup.setup(config, workdir)
+  state = setup.restore_for_eval(s, workdir)
   source, _ = datasets.load("mnist_embedded", "test", data_dir)
   images = np.stack([source[i]["image"] for i in range(16)])
   probs = [np.asarray(jax.nn.softmax(s.task.logits(state, x), -1)) for x in (images, images[:, :, ::-1])]
@@ -85,7 +86,7 @@ def test_members_of_other_data_are_refused(run, data_dir):
   other = _config(data_dir)
   other.dataset.eval_split = "test[:50%]"
   with pytest.raises(ConfigError, match=f"ensemble member {run[1]} evaluates 1000 examples"):
-    ensemble.evaluate([run, (other, run[1])])
+    ensemble.evaluate([run, (other, run[1])], setup)
 
 
 def test_metrics_from_probabilities_by_hand():

@@ -60,15 +60,15 @@ def test_aux_loss_weight_and_main_logits(task):
   labels = rng.integers(0, NUM_CLASSES, 6).astype(np.int32)
   variables = task.init_variables(jax.random.PRNGKey(0))
   tx = optax.identity()  # the update is the gradient itself
-  state = TrainState.create(variables, tx, jax.random.PRNGKey(1))
-  new_state, metrics = task.train_step(state, {"image": jnp.asarray(images), "label": jnp.asarray(labels)}, tx)
+  state = TrainState.create(variables, {"model": tx}, jax.random.PRNGKey(1))
+  new_state, metrics = task.train_step(state, {"image": jnp.asarray(images), "label": jnp.asarray(labels)}, {"model": tx})
 
   x = np.asarray(task.prepare_images(jax.random.PRNGKey(0), jnp.asarray(images), False), np.float64)
   x = x.reshape(len(x), -1)
-  params = jax.tree.map(lambda a: np.asarray(a, np.float64), variables["params"])
+  params = jax.tree.map(lambda a: np.asarray(a, np.float64), variables["model"]["params"])
   main_loss, dw_main, db_main = softmax_ce_grads(x, params["main"]["kernel"], params["main"]["bias"], labels)
   _, dw_aux, db_aux = softmax_ce_grads(x, params["aux"]["kernel"], params["aux"]["bias"], labels)
-  delta = jax.tree.map(lambda new, old: np.asarray(new, np.float64) - old, new_state.params, params)
+  delta = jax.tree.map(lambda new, old: np.asarray(new, np.float64) - old, new_state.params["model"], params)
   np.testing.assert_allclose(delta["main"]["kernel"], dw_main, atol=1e-5)
   np.testing.assert_allclose(delta["main"]["bias"], db_main, atol=1e-6)
   np.testing.assert_allclose(delta["aux"]["kernel"], AUX_LOSS_WEIGHT * dw_aux, atol=1e-5)
@@ -77,7 +77,7 @@ def test_aux_loss_weight_and_main_logits(task):
   assert float(metrics["loss"]) == pytest.approx(main_loss, abs=1e-5)
 
   logits = task.logits(new_state, jnp.asarray(images))
-  p = new_state.params["main"]
+  p = new_state.params["model"]["main"]
   np.testing.assert_allclose(logits, x @ np.asarray(p["kernel"], np.float64) + np.asarray(p["bias"]), atol=1e-4)
 
 

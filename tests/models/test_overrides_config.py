@@ -27,7 +27,7 @@ def _task(arg, overrides):
 
 def test_config_switches_reach_the_task_model():
   task = _task("model=simple_cnn", SWITCHES + ["--config.model.batch_norm=on", "--config.model.dropout=0.2"])
-  variables = jax.eval_shape(task.init_variables, jax.random.key(0))
+  variables = jax.eval_shape(task.init_variables, jax.random.key(0))["model"]
   params = variables["params"]
   # Digits padded to 32x32x1: conv1 sees one channel; a PReLU after each conv and the hidden dense layer.
   assert params["conv1"]["kernel"].shape == (3, 3, 1, 32)
@@ -38,7 +38,7 @@ def test_config_switches_reach_the_task_model():
 
 def test_config_initializer_values():
   task = _task("model=simple_cnn", ["--config.model.kernel_init=he_uniform", "--config.model.bias_init=ones"])
-  params = jax.jit(task.init_variables)(jax.random.key(0))["params"]
+  params = jax.jit(task.init_variables)(jax.random.key(0))["model"]["params"]
   for name, p in params.items():
     kernel = np.asarray(p["kernel"])
     assert np.abs(kernel).max() <= math.sqrt(6 / math.prod(kernel.shape[:-1])), name

@@ -35,7 +35,7 @@ def test_signals_and_volumes_get_the_array_task_with_elementwise_ops():
   np.testing.assert_allclose(got, (x / 255.0 - 0.25) / 0.5, rtol=1e-5, atol=1e-6)
   images = DatasetSpec("digits", "train", 10, (28, 28, 1), 10, tuple("0123456789"))
   assert type(tasks.get(config_loading.load_config(os.path.join(CONFIGS, "mnist_lenet.py")), images)) is (
-      tasks.ClassificationTask)
+      tasks.classification.ClassificationTask)
 
 
 def test_image_ops_on_signals_are_one_line_errors():
@@ -52,11 +52,11 @@ def test_train_and_eval_steps_run_on_a_tiny_batch(name):
   source, _ = datasets.load(spec.name, "test")
   batch = {"image": jnp.asarray(source.arrays[spec.image_key][:8]), "label": jnp.asarray(source.arrays["label"][:8])}
   tx = optax.adam(1e-2)
-  state = TrainState.create(jax.jit(task.init_variables)(jax.random.PRNGKey(0)), tx, jax.random.PRNGKey(1))
-  step = jax.jit(task.train_step, static_argnums=2)
-  state, first = step(state, batch, tx)
+  state = TrainState.create(jax.jit(task.init_variables)(jax.random.PRNGKey(0)), {"model": tx}, jax.random.PRNGKey(1))
+  step = jax.jit(lambda s, b: task.train_step(s, b, {"model": tx}))
+  state, first = step(state, batch)
   for _ in range(4):
-    state, metrics = step(state, batch, tx)
+    state, metrics = step(state, batch)
   assert np.isfinite(float(first["loss"])) and float(metrics["loss"]) < float(first["loss"])
   sums = jax.jit(task.eval_step)(state, {**batch, "mask": jnp.arange(8) < 6})
   result = task.reduce_eval(jax.tree.map(np.asarray, sums))

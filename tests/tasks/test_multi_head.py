@@ -74,7 +74,7 @@ def test_histogram_auc_equals_the_pairwise_definition():
 @pytest.fixture(scope="module")
 def task():
   config = multi_io_digits.get_config("sum_weight=0.1,digit_weight=1.0,same_weight=2.0")
-  config.model.kwargs.dropout = 0.0  # deterministic training-mode outputs
+  config.model.dropout = 0.0  # deterministic training-mode outputs (the model section's dropout switch)
   config.input.augment = ""
   _, spec = datasets.load("mnist_pairs", "test")
   return tasks.get(config, spec)
@@ -90,14 +90,14 @@ def eval_batch():
 
 @pytest.fixture(scope="module")
 def state(task):
-  return TrainState.create(jax.jit(task.init_variables)(jax.random.PRNGKey(0)), optax.sgd(0.0),
+  return TrainState.create(jax.jit(task.init_variables)(jax.random.PRNGKey(0)), {"model": optax.sgd(0.0)},
                            jax.random.PRNGKey(1))
 
 
 def _outputs(task, state, batch):
   """Evaluation-mode outputs of the un-augmented batch, as float64 NumPy arrays."""
   fn = jax.jit(lambda v, b: task.outputs(v, task.prepare_inputs(jax.random.PRNGKey(0), b, train=False)))
-  return {k: np.asarray(v, np.float64) for k, v in fn(state.variables(), batch).items()}
+  return {k: np.asarray(v, np.float64) for k, v in fn(state.variables("model"), batch).items()}
 
 
 def test_train_step_reports_the_weighted_loss_of_its_heads(task, eval_batch, state):
@@ -106,7 +106,7 @@ def test_train_step_reports_the_weighted_loss_of_its_heads(task, eval_batch, sta
   names = {"digit_sum": "total", "first_digit": "kind", "same_digit": "flag"}
   want = _reference_losses({names[k]: v for k, v in outputs.items()},
                            {"value": batch["digit_sum"], "label": batch["label"], "flag": batch["same"]})
-  _, metrics = jax.jit(task.train_step, static_argnums=2)(state, batch, optax.sgd(0.0))
+  _, metrics = jax.jit(lambda s, b: task.train_step(s, b, {"model": optax.sgd(0.0)}))(state, batch)
   assert [h.weight for h in task.heads] == [0.1, 1.0, 2.0]
   assert float(metrics["loss"]) == pytest.approx(
       0.1 * want["total"].mean() + want["kind"].mean() + 2.0 * want["flag"].mean(), rel=1e-4)

@@ -47,7 +47,7 @@ def trained(data_dir, tmp_path_factory):
 
 def test_checkpoint_of_another_model(data_dir, trained):
   result = harness.run_main(data_dir, f"--config={CONFIG}:smoke,model=lenet5", f"--workdir={trained}")
-  _assert_one_line_error(result, r"holds a checkpoint of model 'lenet5_relu'.*use another --workdir")
+  _assert_one_line_error(result, r"holds a checkpoint of another run \(model='lenet5_relu'\).*use another --workdir")
 
 
 def test_predict_errors_and_success(data_dir, trained, tmp_path):

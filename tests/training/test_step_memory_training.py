@@ -23,9 +23,9 @@ def _run(model: str, steps: int = 3, batch: int = 32, **train_keys):
   task = ClassificationTask(config, spec)
   tx = optim.make_optimizer(config.optimizer, optax.constant_schedule(0.05))
   rng = jax.random.PRNGKey(0)
-  state = TrainState.create(task.init_variables(rng), tx, rng)
+  state = TrainState.create(task.init_variables(rng), {"model": tx}, rng)
   data = np.random.default_rng(0)
-  step = jax.jit(lambda s, b: task.train_step(s, b, tx=tx))
+  step = jax.jit(lambda s, b: task.train_step(s, b, txs={"model": tx}))
   losses = []
   for _ in range(steps):
     images = data.integers(0, 256, (batch, 28, 28, 1), dtype=np.uint8)
@@ -70,5 +70,5 @@ def test_bf16_compute_runs_the_model_in_bf16():
   config = common.base_config()
   config.train.compute_dtype = "bfloat16"
   task = ClassificationTask(config, DatasetSpec("synthetic", "train", 8, (28, 28, 1), 10, tuple("0123456789")))
-  variables = task.init_variables(jax.random.PRNGKey(0))
+  variables = task.init_variables(jax.random.PRNGKey(0))["model"]
   assert task.model.apply(variables, jnp.zeros((2, 28, 28, 1)), train=False).dtype == jnp.bfloat16

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vision_jax import predict, train
+from vision_jax import train
+from vision_jax.train_lib import setup
 from vision_jax.train_lib.checkpoint import load_state_arrays
 from vision_jax.configs import mnist_lenet
 from vision_jax.data import datasets
@@ -57,12 +58,12 @@ def test_outputs_of_a_run(run):
   assert {"train/loss", "train/accuracy", "eval/accuracy", "eval/top5_accuracy"} <= _tensorboard_scalars(
       os.path.join(workdir, "tensorboard"))
   state = load_state_arrays(workdir)
-  assert int(state["step"]) == 20 and np.isfinite(state["params"]["conv1"]["kernel"]).all()
+  assert int(state["step"]) == 20 and np.isfinite(state["params"]["model"]["conv1"]["kernel"]).all()
 
 
 def test_eval_mode_reproduces_the_final_evaluation(run, data_dir):
   workdir, summary = run
-  metrics = train.evaluate(_config(data_dir), workdir)
+  metrics = setup.evaluate(_config(data_dir), workdir)
   assert metrics["num_examples"] == 2000
   assert metrics["accuracy"] == pytest.approx(summary["final_eval"]["accuracy"])
   assert metrics["confusion"].sum() == 2000
@@ -75,17 +76,20 @@ def test_predict_reads_pngs_and_rejects_wrong_channels(run, data_dir, tmp_path):
   gray, rgb = str(tmp_path / "digit.png"), str(tmp_path / "rgb.png")
   Image.fromarray(digit).save(gray)
   Image.fromarray(np.stack([digit] * 3, -1)).save(rgb)
-  (result,) = predict.predict(_config(data_dir), workdir, [gray])
-  assert len(result["top_k"]) == 3 and sum(p for _, p in result["top_k"]) <= 1.0 + 1e-6
+  (line,) = train.predict_mode(_config(data_dir), workdir, [gray])
+  path, _, top = line.partition(": ")
+  probabilities = [float(item.split()[1]) for item in top.split(", ")]
+  assert path == gray and len(probabilities) == 3 and sum(probabilities) <= 1.0 + 1e-3
+  assert probabilities == sorted(probabilities, reverse=True)
   with pytest.raises(UserError, match="has 3 channel.*expects 1; convert it to grayscale"):
-    predict.predict(_config(data_dir), workdir, [rgb])
+    train.predict_mode(_config(data_dir), workdir, [rgb])
   bad = tmp_path / "notes.png"
   bad.write_text("not an image")
   with pytest.raises(UserError, match="cannot read .*notes.png as an image"):
-    predict.predict(_config(data_dir), workdir, [str(bad)])
+    train.predict_mode(_config(data_dir), workdir, [str(bad)])
 
 
 def test_a_workdir_of_another_model_is_refused(run, data_dir):
   workdir, _ = run
-  with pytest.raises(CheckpointError, match="holds a checkpoint of model 'lenet5_relu'.*not 'lenet5'"):
+  with pytest.raises(CheckpointError, match="checkpoint of another run \\(model='lenet5_relu'\\).*model='lenet5'"):
     train.train_and_evaluate(_config(data_dir, "smoke,model=lenet5"), workdir)

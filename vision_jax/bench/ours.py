@@ -28,16 +28,15 @@ def bench_model(model: str, batch: int, resolution: int, channels: int, dtype: s
   import jax  # pylint: disable=g-import-not-at-top
   import optax  # pylint: disable=g-import-not-at-top
 
-  from vision_jax.train_lib import optim, parallel
-
-  from vision_jax.backends.cpu import rewrites as xla_cpu
+  from vision_jax.backends.cpu import rewrites as xla_cpu  # pylint: disable=g-import-not-at-top
   from vision_jax.bench import timing  # pylint: disable=g-import-not-at-top
-  from vision_jax.configs import common  # pylint: disable=g-import-not-at-top
+  from vision_jax import config_loading  # pylint: disable=g-import-not-at-top
   from vision_jax.data.features import DatasetSpec  # pylint: disable=g-import-not-at-top
   from vision_jax.tasks.classification import ClassificationTask  # pylint: disable=g-import-not-at-top
+  from vision_jax.train_lib import optim, parallel  # pylint: disable=g-import-not-at-top
   from vision_jax.train_lib.state import TrainState  # pylint: disable=g-import-not-at-top
 
-  config = common.base_config()
+  config = config_loading.load_config(config_loading.packaged_config_path("bench.py"))
   config.model.name = model
   if dtype != "float32":
     config.model.kwargs.dtype = dtype
@@ -49,12 +48,14 @@ def bench_model(model: str, batch: int, resolution: int, channels: int, dtype: s
   mesh = parallel.make_mesh()
   replicated, batch_sharded = parallel.replicated(mesh), parallel.batch_sharded(mesh)
   rng = jax.random.PRNGKey(0)
-  state = jax.jit(lambda: TrainState.create(task.init_variables(rng), tx, rng), out_shardings=replicated)()
+  txs = {"model": tx}
+  state = jax.jit(lambda: TrainState.create(task.init_variables(rng), txs, rng), out_shardings=replicated)()
   apply_rewrites = xla_cpu.tuning_enabled(tuned)
 
   def train_body(state, batch_arrays):
     with xla_cpu.train_step_rewrites(apply_rewrites):
-      return task.train_step(state, batch_arrays, tx=tx)
+      state, metrics = task.train_step(state, batch_arrays, txs=txs)
+    return state.replace(step=state.step + 1), metrics
 
   train_step = xla_cpu.jit_step(train_body, tuned, in_shardings=(replicated, batch_sharded),
                                 out_shardings=(replicated, replicated), donate_argnums=0)
@@ -93,11 +94,10 @@ def bench_model(model: str, batch: int, resolution: int, channels: int, dtype: s
 
 def bench_pipeline(batch: int, steps: int) -> dict[str, Any]:
   """Images/s of the training input pipeline alone on the embedded digits (host side, as train.py builds it)."""
-  from vision_jax.train_lib import parallel
-  from vision_jax.configs import common  # pylint: disable=g-import-not-at-top
+  from vision_jax import config_loading  # pylint: disable=g-import-not-at-top
   from vision_jax.data import datasets, pipeline  # pylint: disable=g-import-not-at-top
 
-  config = common.base_config()
+  config = config_loading.load_config(config_loading.packaged_config_path("bench.py"))
   source, spec = datasets.load(config.dataset.name, config.dataset.train_split, config.dataset.data_dir or None)
   source = pipeline.cache_in_memory(source, spec, config.input.cache_mib)  # as train.py does
   dataset = pipeline.train_dataset(source, spec, batch, steps + 10, 0, pipeline.this_process(),

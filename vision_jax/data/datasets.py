@@ -187,3 +187,12 @@ def load(name: str, split: str, data_dir: str | None = None, *, max_objects: int
   data_dir = _usable_data_dir(data_dir or default_data_dir())
   with quiet_tfds():
     return _tfds_source(name, split, data_dir, max_objects)
+
+
+def source_notes(source: Any, max_objects: int) -> list[str]:
+  """One-time notes of a source (unreadable files skipped, objects dropped over `max_objects`), each at most once."""
+  if hasattr(source, "notes"):
+    return list(source.notes())
+  counter = getattr(source, "drop_counter", None)
+  line = counter.report(f"dataset split of {len(source)} examples", max_objects) if counter is not None else None
+  return [line] if line else []

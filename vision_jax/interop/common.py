@@ -37,9 +37,16 @@ class Layer:
   module: Any
 
 
-def leaf_layers(model: nn.Module, input_shape: Sequence[int]) -> tuple[list[Layer], dict[str, Any]]:
+def leaf_layers(model: nn.Module, input_shape: Sequence[int] | Sequence[Any]) -> tuple[list[Layer], dict[str, Any]]:
   """Traces `model` (no compile) and returns its variable-owning leaf layers in call order and the shapes of
-  its variables (nested dict of ShapeDtypeStruct per collection)."""
+  its variables (nested dict of ShapeDtypeStruct per collection).
+
+  `input_shape` is one input's shape without the batch axis, or a tuple of example input arrays (several inputs).
+  """
+  if input_shape and all(hasattr(x, "shape") for x in input_shape):
+    inputs = tuple(jnp.zeros(x.shape, jnp.float32) for x in input_shape)
+  else:
+    inputs = (jnp.zeros((1, *input_shape), jnp.float32),)
   layers: list[Layer] = []
 
   def interceptor(next_fun, args, kwargs, context):
@@ -60,8 +67,7 @@ def leaf_layers(model: nn.Module, input_shape: Sequence[int]) -> tuple[list[Laye
 
   def init():
     with nn.intercept_methods(interceptor):
-      return model.init({"params": jax.random.key(0), "dropout": jax.random.key(1)},
-                        jnp.zeros((1, *input_shape), jnp.float32), train=False)
+      return model.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, *inputs, train=False)
 
   shapes = jax.eval_shape(init)
   return layers, jax.tree.map(lambda s: s, dict(shapes))

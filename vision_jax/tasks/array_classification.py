@@ -13,11 +13,12 @@ from __future__ import annotations
 import math
 
 import jax
+import numpy as np
 import ml_collections
 import optax
 
 from vision_jax.data.features import DatasetSpec
-from vision_jax.errors import ConfigError
+from vision_jax.errors import ConfigError, UserError
 from vision_jax.tasks.classification import ClassificationTask
 
 
@@ -52,10 +53,33 @@ class ArrayClassificationTask(ClassificationTask):
   def prepare_images(self, rng: jax.Array, images: jax.Array, train: bool) -> jax.Array:
     """Stored examples [N, *shape] -> model input: preprocess, then normalize (there is no augmentation)."""
     del train
-    x = self._elementwise(self._preprocess, jax.random.fold_in(rng, 0), images)
-    return self._elementwise(self._normalize, jax.random.fold_in(rng, 2), x)
+    x = self._elementwise(self.input_ops.preprocess, jax.random.fold_in(rng, 0), images)
+    return self._elementwise(self.input_ops.normalize, jax.random.fold_in(rng, 2), x)
 
   def train_inputs(self, rng: jax.Array, images: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Training batch -> (model input, label-smoothed one-hot targets [N, K])."""
     targets = optax.smooth_labels(jax.nn.one_hot(labels, self.num_classes), self.label_smoothing)
     return self.prepare_images(rng, images, train=True), targets
+
+  def predict(self, state, paths) -> list[str]:
+    """Top-k classes of examples stored as NumPy `.npy` files of the dataset's example shape."""
+    from vision_jax.tasks import classification_eval  # pylint: disable=import-outside-toplevel
+    examples = np.stack([read_example(p, tuple(self.spec.image_shape), self.kind) for p in paths])
+    return classification_eval.top_k_lines(self, state, examples, paths)
+
+
+def read_example(path: str, shape: tuple[int, ...], kind: str) -> np.ndarray:
+  """A `.npy` file holding one example of `shape` (no pickles); one-line UserError otherwise."""
+  try:
+    array = np.load(path, allow_pickle=False)
+  except FileNotFoundError:
+    raise UserError(f"cannot read {path}: no such file; pass .npy files holding one example each") from None
+  except (ValueError, OSError) as e:
+    raise UserError(f"cannot read {path} as a NumPy .npy array ({str(e).splitlines()[0]}); the {kind} of this "
+                    "run are predicted from .npy files (np.save)") from None
+  if array.ndim == len(shape) - 1 and shape[-1] == 1:
+    array = array[..., None]
+  if tuple(array.shape) != shape or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+    raise UserError(f"{path} holds a {array.dtype} array of shape {tuple(array.shape)}; the model takes {kind} of "
+                    f"shape {shape}")
+  return array

@@ -1,12 +1,12 @@
-"""Image classification: the model, its loss and metrics, and the bodies of the train and eval steps.
-
-The train loop is generic; it calls `task.train_step` and `task.eval_step` under `jax.jit` with the shardings
-it chooses, and `task.reduce_eval` to turn summed eval statistics into metrics.
+"""Image classification: one network ("model"), softmax cross-entropy (with label smoothing, mixup/cutmix soft
+targets and auxiliary heads), accuracy/top-5/confusion metrics, per-class reports, ensembles and TTA in
+`--mode=eval`, top-k classes in `--mode=predict`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import Any, Mapping, Sequence
 
 import flax.linen as nn
 import jax
@@ -15,28 +15,16 @@ import ml_collections
 import numpy as np
 import optax
 
-from vision_jax.data import augment
+from vision_jax import plots
 from vision_jax.data.features import DatasetSpec
+from vision_jax.errors import ConfigError
 from vision_jax.evaluation import classification as cls_metrics
-from vision_jax.train_lib import step_memory
+from vision_jax.evaluation.evaluators import Evaluator, SumEvaluator
+from vision_jax.losses.classification import cross_entropy, soft_cross_entropy
 from vision_jax.models import overrides
+from vision_jax.tasks import base
+from vision_jax.train_lib import step_memory
 from vision_jax.train_lib.state import TrainState
-
-
-def cross_entropy(logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0) -> jax.Array:
-  """Softmax cross-entropy per example with optional label smoothing (Szegedy et al., 2016).
-
-  Args:
-    logits: [N, K] unnormalized scores.
-    labels: [N] integer classes.
-    label_smoothing: mass moved uniformly over all K classes (0 = one-hot targets).
-
-  Returns:
-    [N] losses, computed in float32.
-  """
-  num_classes = logits.shape[-1]
-  targets = optax.smooth_labels(jax.nn.one_hot(labels, num_classes), label_smoothing)
-  return optax.softmax_cross_entropy(logits.astype(jnp.float32), targets)
 
 
 # Weight of each auxiliary classifier's loss (GoogLeNet, Inception v3): Szegedy et al., "Going Deeper with
@@ -51,29 +39,51 @@ def split_aux_logits(outputs: jax.Array | tuple[jax.Array, ...]) -> tuple[jax.Ar
   return outputs, ()
 
 
-class ClassificationTask:
+@base.register("classification")
+def make_classification_task(config: ml_collections.ConfigDict, spec: DatasetSpec) -> "ClassificationTask":
+  """`config.task = "classification"`: images, or signals/volumes (`ArrayClassificationTask`) by input rank."""
+  if len(spec.image_shape) != 3:
+    from vision_jax.tasks.array_classification import ArrayClassificationTask  # pylint: disable=import-outside-toplevel
+    return ArrayClassificationTask(config, spec)
+  return ClassificationTask(config, spec)
+
+
+class ClassificationTask(base.Task):
   """Classification of images into `spec.num_classes` classes.
 
   Args:
-    config: the experiment config (model, input, loss sections are read).
+    config: the experiment config (model, input, loss, train, eval, predict sections are read).
     spec: the training split's `DatasetSpec` (gives classes and image shape).
   """
 
+  best_metric = ("accuracy", "max")
+  curve_metrics = ("loss", "accuracy")
+
   def __init__(self, config: ml_collections.ConfigDict, spec: DatasetSpec):
-    self.config = config
-    self.spec = spec
+    super().__init__(config, spec)
+    if not spec.has_labels or spec.num_classes < 2:
+      raise ConfigError(f"task 'classification' needs class labels; dataset {spec.name!r} has none: pick a labelled "
+                        "dataset or another task")
     self.num_classes = spec.num_classes
     # name, kwargs and the activation/initializer/batch-norm/dropout switches (vision_jax.models.overrides)
-    compute = {} if config.train.compute_dtype == "float32" else {"dtype": jnp.dtype(config.train.compute_dtype)}
-    self.model: nn.Module = overrides.from_config(config.model, num_classes=spec.num_classes, **compute)
+    self.model: nn.Module = overrides.from_config(config.model, num_classes=spec.num_classes,
+                                                  **base.compute_dtype(config))
     self.grad_accum_steps = int(config.train.grad_accum_steps)
     step_memory.remat_policy(config.train.remat)  # a ConfigError now for an unknown policy name
     self.remat = config.train.remat
-    self._preprocess = augment.build(config.input.preprocess)
-    self._augment = augment.build(config.input.augment)
-    self._normalize = augment.build(config.input.normalize)
+    self.input_ops = base.InputOps(config.input)
     self.label_smoothing = float(config.loss.label_smoothing)
     self.top_k = 5 if spec.num_classes > 5 else 0
+
+  def networks(self) -> dict[str, nn.Module]:
+    return {"model": self.model}
+
+  def example_inputs(self, name: str) -> tuple[jax.Array, ...]:
+    del name
+    return (jnp.zeros((1,) + self.input_shape(), jnp.float32),)
+
+  def identity(self) -> dict[str, Any]:
+    return {"num_classes": int(self.num_classes)}
 
   @property
   def metric_names(self) -> tuple[str, ...]:
@@ -82,10 +92,7 @@ class ClassificationTask:
 
   def prepare_images(self, rng: jax.Array, images: jax.Array, train: bool) -> jax.Array:
     """Stored images -> model input: preprocess, augment (training only), normalize."""
-    images = self._preprocess(jax.random.fold_in(rng, 0), images)
-    if train:
-      images = self._augment(jax.random.fold_in(rng, 1), images)
-    return self._normalize(jax.random.fold_in(rng, 2), images)
+    return self.input_ops(rng, images, train)
 
   def train_inputs(self, rng: jax.Array, images: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Training batch -> (model input [N, ...], soft targets [N, K]).
@@ -93,20 +100,16 @@ class ClassificationTask:
     Targets are the label-smoothed one-hot labels, mixed with the images by mixup/cutmix when `input.augment`
     has them. The keys are those of `prepare_images`, so pipelines without mixing give the same images.
     """
+    ops = self.input_ops
     targets = optax.smooth_labels(jax.nn.one_hot(labels, self.num_classes), self.label_smoothing)
-    images = self._preprocess(jax.random.fold_in(rng, 0), images)
-    out = self._augment.apply(jax.random.fold_in(rng, 1), images, targets=targets)
-    return self._normalize(jax.random.fold_in(rng, 2), out.images), out.targets
+    images = ops.preprocess(jax.random.fold_in(rng, 0), images)
+    out = ops.augment.apply(jax.random.fold_in(rng, 1), images, targets=targets)
+    return ops.normalize(jax.random.fold_in(rng, 2), out.images), out.targets
 
   def input_shape(self) -> tuple[int, ...]:
     """The model's input shape for one example, found by tracing `prepare_images`."""
     stored = jax.ShapeDtypeStruct((1,) + tuple(self.spec.image_shape), jnp.uint8)
     return jax.eval_shape(lambda x: self.prepare_images(jax.random.PRNGKey(0), x, False), stored).shape[1:]
-
-  def init_variables(self, rng: jax.Array) -> dict[str, Any]:
-    """Initial model variables for one example of the prepared input shape."""
-    dummy = jnp.zeros((1,) + self.input_shape(), jnp.float32)
-    return self.model.init({"params": rng, "dropout": rng}, dummy, train=False)
 
   def _metrics(self, logits: jax.Array, labels: jax.Array, losses: jax.Array, weights: jax.Array):
     sums = {"loss": jnp.sum(losses * weights),
@@ -115,20 +118,20 @@ class ClassificationTask:
       sums["top5_accuracy"] = jnp.sum(cls_metrics.correct(logits, labels, self.top_k) * weights)
     return sums
 
-  def train_step(self, state: TrainState, batch: dict[str, jax.Array], tx: optax.GradientTransformation):
-    """One optimizer update on a global batch.
+  def train_step(self, state: TrainState, batch: dict[str, jax.Array], txs: Mapping[str, optax.GradientTransformation]):
+    """One optimizer update of "model" on a global batch.
 
     Args:
       state: the current train state.
       batch: {"image": [N, H, W, C], "label": [N]}.
-      tx: the optimizer.
+      txs: the optimizers ("model").
 
     Returns:
       (new state, {metric: batch mean}); the loss is against the (possibly mixed) targets, accuracy against
       each example's own label. Auxiliary heads add `AUX_LOSS_WEIGHT` x their loss to the optimized loss; the
       reported loss is the main head's.
     """
-    step_rng = jax.random.fold_in(state.rng, state.step)
+    step_rng = state.step_rng()
     labels = batch["label"]
     images, targets = self.train_inputs(jax.random.fold_in(step_rng, 0), batch["image"], labels)
 
@@ -142,8 +145,8 @@ class ClassificationTask:
         variables = {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
         outputs, updates = apply(variables, micro["image"], jax.random.fold_in(dropout_rng, index))
         logits, aux = split_aux_logits(outputs)
-        losses = optax.softmax_cross_entropy(logits.astype(jnp.float32), micro["target"])
-        aux_loss = sum(jnp.mean(optax.softmax_cross_entropy(a.astype(jnp.float32), micro["target"])) for a in aux)
+        losses = soft_cross_entropy(logits, micro["target"])
+        aux_loss = sum(jnp.mean(soft_cross_entropy(a, micro["target"])) for a in aux)
         return jnp.mean(losses) + AUX_LOSS_WEIGHT * aux_loss, (logits, losses, updates.get("batch_stats", batch_stats))
 
       grads, (logits, losses, batch_stats) = jax.grad(loss_fn, has_aux=True)(params)
@@ -151,20 +154,16 @@ class ClassificationTask:
 
     # One micro-batch (the default) is a plain gradient; k > 1 scans over k slices of the batch.
     grads, (logits, losses), batch_stats = step_memory.accumulate_gradients(
-        micro_batch_grads, state.params, {"image": images, "target": targets}, state.batch_stats,
-        self.grad_accum_steps)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    updates = jax.tree.map(lambda u: u * state.lr_scale.astype(u.dtype), updates)
-    new_state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
-                              batch_stats=batch_stats, opt_state=opt_state)
+        micro_batch_grads, state.params["model"], {"image": images, "target": targets},
+        state.batch_stats["model"], self.grad_accum_steps)
+    new_state = state.apply_gradients("model", grads, txs["model"], batch_stats=batch_stats)
     count = labels.shape[0]
-    metrics = {k: v / count for k, v in self._metrics(logits, labels, losses, jnp.ones_like(losses)).items()}
-    return new_state, metrics
+    return new_state, base.weighted_mean_metrics(self._metrics(logits, labels, losses, jnp.ones_like(losses)), count)
 
   def logits(self, state: TrainState, images: jax.Array) -> jax.Array:
     """Logits [N, K] of stored-format images (no augmentation)."""
     prepared = self.prepare_images(jax.random.PRNGKey(0), images, train=False)
-    return split_aux_logits(self.model.apply(state.variables(), prepared, train=False))[0]
+    return split_aux_logits(self.model.apply(state.variables("model"), prepared, train=False))[0]
 
   def eval_step(self, state: TrainState, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
     """Summed statistics of one padded eval batch ({"image", "label", "mask"}); padded rows count zero."""
@@ -175,7 +174,10 @@ class ClassificationTask:
     sums["confusion"] = cls_metrics.confusion_matrix(labels, jnp.argmax(logits, -1), self.num_classes, weights)
     return sums
 
-  def reduce_eval(self, sums: dict[str, np.ndarray]) -> dict[str, Any]:
+  def evaluators(self) -> list[Evaluator]:
+    return [SumEvaluator(self.metric_names + ("count", "confusion"), self.reduce_eval)]
+
+  def reduce_eval(self, sums: Mapping[str, np.ndarray]) -> dict[str, Any]:
     """Summed eval statistics over all batches -> metrics.
 
     Returns:
@@ -190,3 +192,25 @@ class ClassificationTask:
     metrics["macro_f1"] = float(np.mean(per_class["f1"]))
     metrics.update({f"per_class_{k}": v for k, v in per_class.items()})
     return metrics
+
+  def write_reports(self, workdir: str, metrics: Mapping[str, Any], summary: dict[str, Any]) -> list[str]:
+    """confusion_matrix.png and the per-class table in summary.json."""
+    paths = []
+    names = self.spec.class_names
+    if "confusion" in metrics:
+      paths.append(os.path.join(workdir, "confusion_matrix.png"))
+      plots.plot_confusion_matrix(metrics["confusion"], names, paths[-1])
+    if "per_class_f1" in metrics:
+      summary["per_class"] = cls_metrics.per_class_report(metrics, names)
+    return paths
+
+  def eval_mode(self, members, runner) -> list[str]:
+    """`--mode=eval`: one run or an ensemble, with the TTA of `config.eval`; writes eval.json and
+    misclassified.png (`vision_jax.tasks.classification_eval`)."""
+    from vision_jax.tasks import classification_eval  # pylint: disable=import-outside-toplevel
+    return classification_eval.eval_mode(members, runner)
+
+  def predict(self, state: TrainState, paths: Sequence[str]) -> list[str]:
+    """Top-k classes (`config.predict.top_k`) of image files."""
+    from vision_jax.tasks import classification_eval  # pylint: disable=import-outside-toplevel
+    return classification_eval.predict_lines(self, state, paths)

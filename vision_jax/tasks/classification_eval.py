@@ -1,9 +1,11 @@
-"""Evaluation from per-example class probabilities: one run, an ensemble of runs, with or without TTA.
+"""Classification's `--mode=eval` and `--mode=predict`: per-example class probabilities of one run or an
+ensemble of runs, with or without TTA; top-k classes of image files.
 
 An ensemble averages the class probabilities of its members (checkpoints of several seeds, models or recipes
 trained on the same dataset). Each member's probabilities are themselves averaged over the test-time views
 chosen by its `config.eval` (`vision_jax.evaluation.tta`); one member with `eval.tta="none"` is the plain
-evaluation. This is what `python -m vision_jax.main --mode=eval [--ensemble=DIR ...]` runs.
+evaluation. This is what `python -m vision_jax.main --mode=eval [--ensemble=DIR ...]` runs for classifiers.
+The loop's setup functions come in as `runner` (`vision_jax.train_lib.setup`): tasks do not import the loop.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ import jax
 import ml_collections
 import numpy as np
 
-from vision_jax import plots, train
-from vision_jax.train_lib import parallel, writers as metric_writers
+from PIL import Image, UnidentifiedImageError
+
+from vision_jax import plots
 from vision_jax.data import pipeline
-from vision_jax.errors import ConfigError
+from vision_jax.errors import ConfigError, UserError
 from vision_jax.evaluation import classification as cls_metrics
 from vision_jax.evaluation import tta
+from vision_jax.train_lib import parallel, writers
 
 
 @dataclasses.dataclass
@@ -41,10 +45,10 @@ class EvalResult:
   probabilities: np.ndarray
   labels: np.ndarray
   members: list[dict[str, Any]]
-  setup: train.Setup
+  setup: Any
 
 
-def split_probabilities(s: train.Setup, state: Any) -> tuple[np.ndarray, np.ndarray]:
+def split_probabilities(s: Any, state: Any, runner: Any) -> tuple[np.ndarray, np.ndarray]:
   """Class probabilities of every eval example, averaged over the TTA views of `s.config.eval`.
 
   Returns:
@@ -62,7 +66,7 @@ def split_probabilities(s: train.Setup, state: Any) -> tuple[np.ndarray, np.ndar
   replicated = parallel.replicated(s.mesh)
   step = jax.jit(step, in_shardings=(replicated, parallel.batch_sharded(s.mesh)), out_shardings=replicated)
   probs, labels = [], []
-  for batch in train.eval_batches(s):
+  for batch in runner.eval_batches(s):
     p, y, mask = jax.device_get(step(state, batch))
     probs.append(p[mask])
     labels.append(y[mask])
@@ -97,7 +101,7 @@ def metrics_from_probabilities(probabilities: np.ndarray, labels: np.ndarray) ->
   return metrics
 
 
-def evaluate(members: Sequence[tuple[ml_collections.ConfigDict, str]]) -> EvalResult:
+def evaluate(members: Sequence[tuple[ml_collections.ConfigDict, str]], runner: Any) -> EvalResult:
   """Evaluates the average of the members' class probabilities on the eval split.
 
   Args:
@@ -111,9 +115,9 @@ def evaluate(members: Sequence[tuple[ml_collections.ConfigDict, str]]) -> EvalRe
     raise ConfigError("an evaluation needs at least one run directory")
   total, labels, first, described = None, None, None, []
   for config, workdir in members:
-    s = train.setup(config, workdir)
-    state = train.restore_for_eval(s, workdir)
-    probs, member_labels = split_probabilities(s, state)
+    s = runner.setup(config, workdir)
+    state = runner.restore_for_eval(s, workdir)
+    probs, member_labels = split_probabilities(s, state, runner)
     if first is None:
       first, labels, total = s, member_labels, np.zeros_like(probs, np.float64)
     elif probs.shape != total.shape or not np.array_equal(member_labels, labels):
@@ -127,7 +131,7 @@ def evaluate(members: Sequence[tuple[ml_collections.ConfigDict, str]]) -> EvalRe
   return EvalResult(metrics_from_probabilities(average, labels), average, labels, described, first)
 
 
-def _stored_images(s: train.Setup, indices: np.ndarray) -> np.ndarray:
+def _stored_images(s: Any, indices: np.ndarray) -> np.ndarray:
   """Eval-split images at `indices` as the pipeline feeds them (host resize included), [M, H, W, C]."""
   images = [np.asarray(s.eval_source[int(i)][s.eval_spec.image_key]) for i in indices]
   if s.config.input.image_size:
@@ -157,7 +161,7 @@ def write_outputs(result: EvalResult, directory: str) -> list[str]:
             "per_class": cls_metrics.per_class_report(result.metrics, names),
             "confusion": result.metrics["confusion"].tolist(), "members": result.members}
   paths = [os.path.join(directory, "eval.json")]
-  metric_writers.write_json(paths[0], report)
+  writers.write_json(paths[0], report)
   indices = most_confident_mistakes(result, s.config.eval.misclassified)
   if len(indices):
     predicted = np.argmax(result.probabilities[indices], -1)
@@ -166,3 +170,68 @@ def write_outputs(result: EvalResult, directory: str) -> list[str]:
                              [names[i] for i in predicted], paths[-1],
                              confidences=result.probabilities[indices, predicted])
   return paths
+
+
+def eval_mode(members: Sequence[tuple[ml_collections.ConfigDict, str]], runner: Any) -> list[str]:
+  """`--mode=eval` of classifiers: evaluates (the ensemble of) `members`, writes eval.json and
+  misclassified.png into the first member's workdir, and returns the lines to print."""
+  result = evaluate(members, runner)
+  metrics = result.metrics
+  shown = " ".join(f"{k} {v:.4f}" for k, v in metrics.items() if np.ndim(v) == 0 and k != "num_examples")
+  lines = [f"{m['workdir']} (step {m['step']}, tta {m['tta']}): accuracy {m['accuracy']:.4f}" for m in result.members]
+  what = f"ensemble of {len(members)} runs" if len(members) > 1 else f"eval of step {result.members[0]['step']}"
+  lines.append(cls_metrics.format_per_class(cls_metrics.per_class_report(metrics, result.setup.eval_spec.class_names)))
+  lines.append(f"{what} on {metrics['num_examples']} examples: {shown}")
+  lines.append(f"wrote {', '.join(write_outputs(result, members[0][1]))}")
+  return lines
+
+
+def read_image(path: str, image_shape: tuple[int, int, int]) -> np.ndarray:
+  """Reads an image file as uint8 [H, W, C] in the dataset's stored shape.
+
+  Grayscale files give C=1, colour files C=3 (an alpha channel is dropped). Images of another size are
+  resized (bilinear) to the dataset's H x W.
+
+  Raises:
+    UserError: unreadable file, or channels that differ from the model's.
+  """
+  height, width, channels = image_shape
+  try:
+    with Image.open(path) as image:
+      image.load()
+      mode = image.mode
+      if mode in ("RGBA", "P", "CMYK", "YCbCr"):
+        image = image.convert("RGB")
+      elif mode in ("LA", "I", "I;16", "F", "1"):
+        image = image.convert("L")
+      if image.size != (width, height):
+        image = image.resize((width, height), Image.BILINEAR)
+      array = np.asarray(image, dtype=np.uint8)
+  except FileNotFoundError:
+    raise UserError(f"cannot read {path}: no such file; pass existing PNG/JPEG files") from None
+  except (UnidentifiedImageError, OSError) as e:
+    raise UserError(f"cannot read {path} as an image ({type(e).__name__}); pass PNG or JPEG files") from None
+  if array.ndim == 2:
+    array = array[:, :, None]
+  if array.shape[-1] != channels:
+    fix = "convert it to grayscale" if channels == 1 else "convert it to RGB"
+    raise UserError(f"{path} has {array.shape[-1]} channel(s) but the model expects {channels}; {fix} first")
+  return array
+
+
+def top_k_lines(task: Any, state: Any, inputs: np.ndarray, paths: Sequence[str]) -> list[str]:
+  """"path: class p, class p, ..." for the top `config.predict.top_k` classes of each stored-format input."""
+  probs = np.asarray(jax.nn.softmax(jax.jit(task.logits)(state, inputs), axis=-1))
+  k = min(task.config.predict.top_k, probs.shape[-1])
+  names = task.spec.class_names
+  lines = []
+  for path, p in zip(paths, probs):
+    top = np.argsort(-p, kind="stable")[:k]
+    lines.append(f"{path}: " + ", ".join(f"{names[i]} {float(p[i]):.3f}" for i in top))
+  return lines
+
+
+def predict_lines(task: Any, state: Any, paths: Sequence[str]) -> list[str]:
+  """Top-k classes of image files (PNG/JPEG/...), read in the dataset's stored shape."""
+  images = np.stack([read_image(p, tuple(task.spec.image_shape)) for p in paths])
+  return top_k_lines(task, state, images, paths)

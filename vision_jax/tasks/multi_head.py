@@ -17,21 +17,24 @@ multi-class head whose target is the dataset's label is reported (and plotted) a
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
-from vision_jax import models
-from vision_jax.data import augment
+from vision_jax import plots
 from vision_jax.data.features import DatasetSpec
 from vision_jax.errors import ConfigError
 from vision_jax.evaluation import binary as binary_metrics
 from vision_jax.evaluation import classification as cls_metrics
-from vision_jax.tasks.classification import cross_entropy
+from vision_jax.evaluation.evaluators import Evaluator, SumEvaluator
+from vision_jax.losses.classification import binary_cross_entropy, cross_entropy, squared_error
+from vision_jax.models import overrides
+from vision_jax.tasks import base
+from vision_jax.train_lib import step_memory
 from vision_jax.train_lib.state import TrainState
 
 KINDS = ("regression", "multiclass", "binary")
@@ -77,11 +80,11 @@ def head_losses(outputs: dict[str, jax.Array], targets: dict[str, jax.Array],
   for head in heads:
     out, y = outputs[head.name].astype(jnp.float32), targets[head.target]
     if head.kind == "regression":
-      losses[head.name] = jnp.square(out[:, 0] - y.astype(jnp.float32))
+      losses[head.name] = squared_error(out[:, 0], y)
     elif head.kind == "multiclass":
       losses[head.name] = cross_entropy(out, y)
     else:
-      losses[head.name] = optax.sigmoid_binary_cross_entropy(out[:, 0], y.astype(jnp.float32))
+      losses[head.name] = binary_cross_entropy(out[:, 0], y)
   return losses
 
 
@@ -114,17 +117,23 @@ def heads_from_config(config: ml_collections.ConfigDict, spec: DatasetSpec) -> t
   return tuple(heads)
 
 
-class MultiHeadTask:
+@base.register("multi_head")
+class MultiHeadTask(base.Task):
   """Models with several image inputs and regression / multi-class / binary heads (see the module docstring).
 
+  The model section's switches (activation, initializers, batch norm, dropout) and `train.compute_dtype`,
+  `grad_accum_steps` and `remat` apply as for classifiers.
+
   Args:
-    config: the experiment config (model, input, heads sections are read).
+    config: the experiment config (model, input, heads, train sections are read).
     spec: the training split's `DatasetSpec`.
   """
 
+  best_metric = ("loss", "min")
+  curve_metrics = None  # every head's loss and metric
+
   def __init__(self, config: ml_collections.ConfigDict, spec: DatasetSpec):
-    self.config = config
-    self.spec = spec
+    super().__init__(config, spec)
     self.heads = heads_from_config(config, spec)
     self.input_keys = tuple(k.strip() for k in config.model.get("inputs", "image").split(",") if k.strip())
     for key in self.input_keys:
@@ -132,13 +141,24 @@ class MultiHeadTask:
         raise ConfigError(f"model.inputs names {key!r}, which dataset {spec.name!r} does not provide; its "
                           f"inputs are image, {', '.join(spec.extra_features)}")
     self.num_classes = spec.num_classes
-    self.model = models.get(config.model.name, heads=tuple((h.name, h.width) for h in self.heads),
-                            **config.model.kwargs.to_dict())
-    self._preprocess = augment.build(config.input.preprocess)
-    self._augment = augment.build(config.input.augment)
-    self._normalize = augment.build(config.input.normalize)
+    self.model = overrides.from_config(config.model, heads=tuple((h.name, h.width) for h in self.heads),
+                                       **base.compute_dtype(config))
+    self.grad_accum_steps = int(config.train.grad_accum_steps)
+    step_memory.remat_policy(config.train.remat)  # a ConfigError now for an unknown policy name
+    self.remat = config.train.remat
+    self.input_ops = base.InputOps(config.input)
     label_heads = [h for h in self.heads if h.kind == "multiclass" and h.target == "label"]
     self._confusion_head = label_heads[0] if label_heads else None
+
+  def networks(self):
+    return {"model": self.model}
+
+  def example_inputs(self, name: str) -> tuple[jax.Array, ...]:
+    del name
+    return tuple(jnp.zeros((1,) + shape, jnp.float32) for shape in self.input_shapes())
+
+  def identity(self) -> dict[str, Any]:
+    return {"heads": [[h.name, h.kind, h.width] for h in self.heads]}
 
   @property
   def metric_names(self) -> tuple[str, ...]:
@@ -153,35 +173,15 @@ class MultiHeadTask:
 
   def prepare_inputs(self, rng: jax.Array, batch: dict[str, jax.Array], train: bool) -> list[jax.Array]:
     """The model's inputs from a batch: each input key through preprocess, augment (training), normalize."""
-    inputs = []
-    for i, key in enumerate(self.input_keys):
-      key_rng = jax.random.fold_in(rng, i)
-      x = self._preprocess(jax.random.fold_in(key_rng, 0), batch[key])
-      if train:
-        x = self._augment(jax.random.fold_in(key_rng, 1), x)
-      inputs.append(self._normalize(jax.random.fold_in(key_rng, 2), x))
-    return inputs
+    return [self.input_ops(jax.random.fold_in(rng, i), batch[key], train) for i, key in enumerate(self.input_keys)]
 
   def input_shapes(self) -> list[tuple[int, ...]]:
-    """Per-example shape of each prepared model input, found by tracing `prepare_inputs`."""
-    stored = {k: jax.ShapeDtypeStruct((1,) + self._stored_shape(k), jnp.uint8) for k in self.input_keys}
-    prepared = jax.eval_shape(lambda b: self.prepare_inputs(jax.random.PRNGKey(0), b, False), stored)
-    return [tuple(x.shape[1:]) for x in prepared]
-
-  def init_variables(self, rng: jax.Array) -> dict[str, Any]:
-    """Initial model variables for one example of each prepared input."""
-    dummies = [jnp.zeros((1,) + shape, jnp.float32) for shape in self.input_shapes()]
-    return self.model.init({"params": rng, "dropout": rng}, *dummies, train=False)
+    """Per-example shape of each prepared model input, found by tracing the input ops."""
+    return [self.input_ops.output_shape(self._stored_shape(k)) for k in self.input_keys]
 
   def outputs(self, variables: dict[str, Any], inputs: Sequence[jax.Array]) -> dict[str, jax.Array]:
     """Evaluation-mode model outputs {head: [N, width]} for prepared inputs."""
     return self.model.apply(variables, *inputs, train=False)
-
-  def logits(self, state: TrainState, images: jax.Array) -> jax.Array:
-    """Not available: `--mode=predict` classifies single images, and this task's models take several inputs."""
-    del state, images
-    raise ConfigError("--mode=predict classifies single images; a multi_head model takes "
-                      f"{', '.join(self.input_keys)}: use --mode=eval, or call task.outputs from Python")
 
   def _sums(self, outputs, batch, losses, weights) -> dict[str, jax.Array]:
     """Weighted sums over the batch of every metric in `metric_names`."""
@@ -197,41 +197,47 @@ class MultiHeadTask:
         sums[f"{head.name}_accuracy"] = jnp.sum(binary_metrics.binary_correct(out[:, 0], y) * weights)
     return sums
 
-  def train_step(self, state: TrainState, batch: dict[str, jax.Array], tx: optax.GradientTransformation):
-    """One optimizer update on a global batch.
+  def train_step(self, state: TrainState, batch: dict[str, jax.Array], txs):
+    """One optimizer update of "model" on a global batch.
 
     Args:
       state: the current train state.
       batch: the input keys ([N, H, W, C] each) and every head's target key ([N]).
-      tx: the optimizer.
+      txs: the optimizers ("model").
 
     Returns:
       (new state, {metric: batch mean}).
     """
-    step_rng = jax.random.fold_in(state.rng, state.step)
+    step_rng = state.step_rng()
     inputs = self.prepare_inputs(jax.random.fold_in(step_rng, 0), batch, train=True)
+    targets = {h.target: batch[h.target] for h in self.heads}
+    dropout_rng = jax.random.fold_in(step_rng, 1)
+    apply = step_memory.maybe_remat(
+        lambda variables, inputs, rng: self.model.apply(variables, *inputs, train=True, rngs={"dropout": rng},
+                                                        mutable=["batch_stats"]), self.remat)
 
-    def loss_fn(params):
-      variables = {"params": params, "batch_stats": state.batch_stats} if state.batch_stats else {"params": params}
-      outputs, updates = self.model.apply(variables, *inputs, train=True,
-                                          rngs={"dropout": jax.random.fold_in(step_rng, 1)},
-                                          mutable=["batch_stats"])
-      losses = head_losses(outputs, batch, self.heads)
-      return jnp.mean(weighted_loss(losses, self.heads)), (outputs, losses,
-                                                            updates.get("batch_stats", state.batch_stats))
+    def micro_batch_grads(params, micro, batch_stats, index):
+      def loss_fn(params):
+        variables = {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
+        outputs, updates = apply(variables, micro["inputs"], jax.random.fold_in(dropout_rng, index))
+        losses = head_losses(outputs, micro["targets"], self.heads)
+        return jnp.mean(weighted_loss(losses, self.heads)), (outputs, losses,
+                                                              updates.get("batch_stats", batch_stats))
 
-    grads, (outputs, losses, batch_stats) = jax.grad(loss_fn, has_aux=True)(state.params)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    updates = jax.tree.map(lambda u: u * state.lr_scale.astype(u.dtype), updates)
-    new_state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
-                              batch_stats=batch_stats, opt_state=opt_state)
-    count = batch["label"].shape[0]
+      grads, (outputs, losses, batch_stats) = jax.grad(loss_fn, has_aux=True)(params)
+      return grads, ((outputs, losses), batch_stats)
+
+    grads, (outputs, losses), batch_stats = step_memory.accumulate_gradients(
+        micro_batch_grads, state.params["model"], {"inputs": inputs, "targets": targets},
+        state.batch_stats["model"], self.grad_accum_steps)
+    new_state = state.apply_gradients("model", grads, txs["model"], batch_stats=batch_stats)
+    count = inputs[0].shape[0]
     weights = jnp.ones((count,), jnp.float32)
-    return new_state, {k: v / count for k, v in self._sums(outputs, batch, losses, weights).items()}
+    return new_state, base.weighted_mean_metrics(self._sums(outputs, batch, losses, weights), count)
 
   def eval_step(self, state: TrainState, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
     """Summed statistics of one padded eval batch (with "mask"); padded rows count zero."""
-    outputs = self.outputs(state.variables(), self.prepare_inputs(jax.random.PRNGKey(0), batch, train=False))
+    outputs = self.outputs(state.variables("model"), self.prepare_inputs(jax.random.PRNGKey(0), batch, train=False))
     weights = batch["mask"].astype(jnp.float32)
     sums = self._sums(outputs, batch, head_losses(outputs, batch, self.heads), weights)
     sums["count"] = jnp.sum(weights)
@@ -244,6 +250,22 @@ class MultiHeadTask:
       sums["confusion"] = cls_metrics.confusion_matrix(batch[head.target], jnp.argmax(outputs[head.name], -1),
                                                        head.num_classes, weights)
     return sums
+
+  def evaluators(self) -> list[Evaluator]:
+    keys = list(self.metric_names) + ["count"]
+    keys += [f"{h.name}_auc_{side}" for h in self.heads if h.kind == "binary" for side in ("pos", "neg")]
+    if self._confusion_head is not None:
+      keys.append("confusion")
+    return [SumEvaluator(keys, self.reduce_eval)]
+
+  def write_reports(self, workdir: str, metrics, summary) -> list[str]:
+    """confusion_matrix.png of the head whose target is the dataset's label (when there is one)."""
+    del summary
+    if "confusion" not in metrics:
+      return []
+    path = os.path.join(workdir, "confusion_matrix.png")
+    plots.plot_confusion_matrix(metrics["confusion"], self.spec.class_names, path)
+    return [path]
 
   def reduce_eval(self, sums: dict[str, np.ndarray]) -> dict[str, Any]:
     """Summed eval statistics over all batches -> metrics (means, AUCs) and the label head's confusion."""

@@ -21,15 +21,23 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from vision_jax.errors import CheckpointError
+from vision_jax.train_lib.state import STATE_FORMAT
 
 _ITEMS = ("state", "meta")
 
 
-def model_identity(model_name: str, num_classes: int, params: Any) -> dict[str, Any]:
-  """What must match between a checkpoint and the model that resumes from it."""
+def run_identity(task: str, model_name: str, task_identity: dict[str, Any], params: Any) -> dict[str, Any]:
+  """What must match between a checkpoint and the run that resumes from it.
+
+  Args:
+    task: `config.task`.
+    model_name: `config.model.name`.
+    task_identity: the task's own fields (`Task.identity()`, e.g. the number of classes).
+    params: network name -> parameters (arrays or shape structs).
+  """
   shapes = {jax.tree_util.keystr(path): list(np.shape(leaf))
             for path, leaf in jax.tree_util.tree_leaves_with_path(params)}
-  return {"model": model_name, "num_classes": int(num_classes), "param_shapes": shapes}
+  return {"format": STATE_FORMAT, "task": task, "model": model_name, **task_identity, "param_shapes": shapes}
 
 
 def _manager(directory: str, keep: int, best_metric: str = "", best_mode: str = "max",
@@ -48,7 +56,7 @@ class Checkpointer:
 
   Args:
     workdir: the run directory.
-    identity: `model_identity(...)` of the model being trained.
+    identity: `run_identity(...)` of the run being trained.
     keep: how many periodic checkpoints to keep.
     best_metric: eval metric for the keep-best copy ("" to disable).
     best_mode: "max" or "min".
@@ -81,11 +89,17 @@ class Checkpointer:
 
   def _check_identity(self, meta: dict[str, Any], directory: str) -> None:
     found = meta.get("identity", {})
-    if found.get("model") != self.identity["model"] or found.get("num_classes") != self.identity["num_classes"]:
+    if found.get("format") != self.identity["format"]:
       raise CheckpointError(
-          f"{directory} holds a checkpoint of model {found.get('model')!r} with {found.get('num_classes')} "
-          f"classes, not {self.identity['model']!r} with {self.identity['num_classes']}; use another --workdir "
-          "or remove the old one")
+          f"{directory} holds a checkpoint of format {found.get('format', 1)} (written by an older vision_jax); this "
+          f"version reads format {self.identity['format']}: train again in a new --workdir")
+    described = {k: v for k, v in self.identity.items() if k not in ("format", "param_shapes")}
+    differing = {k: found.get(k) for k, v in described.items() if found.get(k) != v}
+    if differing:
+      theirs = ", ".join(f"{k}={v!r}" for k, v in differing.items())
+      ours = ", ".join(f"{k}={described[k]!r}" for k in differing)
+      raise CheckpointError(f"{directory} holds a checkpoint of another run ({theirs}), not this config's ({ours}); "
+                            "use another --workdir or remove the old one")
     if found.get("param_shapes") != self.identity["param_shapes"]:
       diff = sorted(set(map(str, found.get("param_shapes", {}).items())) ^
                     set(map(str, self.identity["param_shapes"].items())))

@@ -44,6 +44,7 @@ from vision_jax.interop.common import leaf_layers
 from vision_jax.train_lib.state import TrainState
 
 FROZEN, BACKBONE, HEAD = "frozen", "backbone", "head"
+NETWORK = "model"  # the network transfer learning applies to
 
 
 def flat(tree: Any) -> dict[str, Any]:
@@ -61,12 +62,13 @@ def _compile(cfg: ml_collections.ConfigDict, key: str) -> re.Pattern | None:
     raise ConfigError(f"transfer.{key}={text!r} is not a regular expression ({e}); use e.g. '^conv1/|^conv2/'") from None
 
 
-def last_module(model: nn.Module, input_shape: tuple[int, ...]) -> str:
-  """The top-level module of the last layer `model` calls on [1, *input_shape] inputs (its classifier, usually).
+def last_module(model: nn.Module, inputs: tuple[jax.Array, ...] | tuple[int, ...]) -> str:
+  """The top-level module of the last layer `model` calls (its classifier, usually) on `inputs` (example arrays,
+  or one input's shape without the batch axis).
 
   Call order, not parameter order: parameter dicts come back from JAX transformations with sorted keys.
   """
-  layers, _ = leaf_layers(model, input_shape)
+  layers, _ = leaf_layers(model, inputs)
   return layers[-1].path[0]
 
 
@@ -169,7 +171,8 @@ def frozen_batch_stats(cfg: ml_collections.ConfigDict, params: Any, batch_stats:
 
 
 def keep_batch_stats(train_step: Callable, paths: list[str]) -> Callable:
-  """Wraps a task's `train_step(state, batch, ...)` so the batch statistics at `paths` keep their old values."""
+  """Wraps a task's `train_step(state, batch, ...)` so the batch statistics at `paths` (of the network "model")
+  keep their old values."""
   if not paths:
     return train_step
   fixed = set(paths)
@@ -177,9 +180,9 @@ def keep_batch_stats(train_step: Callable, paths: list[str]) -> Callable:
   @functools.wraps(train_step)
   def step(state: TrainState, batch, *args, **kwargs):
     new_state, metrics = train_step(state, batch, *args, **kwargs)
-    old, new = flat(state.batch_stats), flat(new_state.batch_stats)
-    merged = {p: old[p] if p in fixed else v for p, v in new.items()}
-    return new_state.replace(batch_stats=traverse_util.unflatten_dict(merged, sep="/")), metrics
+    old, new = flat(state.batch_stats[NETWORK]), flat(new_state.batch_stats[NETWORK])
+    merged = traverse_util.unflatten_dict({p: old[p] if p in fixed else v for p, v in new.items()}, sep="/")
+    return new_state.replace(batch_stats={**new_state.batch_stats, NETWORK: merged}), metrics
 
   return step
 
@@ -212,7 +215,10 @@ def load_pretrained(kind: str, path: str, model_name: str, model_kwargs: dict[st
     best = os.path.join(path, "best")
     which = "best" if os.path.isdir(best) and any(d.isdigit() for d in os.listdir(best)) else "checkpoints"
     state = load_state_arrays(path, which=which)
-    return ({"params": state["params"], "batch_stats": state.get("batch_stats") or {}},
+    if NETWORK not in (state.get("params") or {}):
+      raise CheckpointError(f"transfer.init_from={path!r} holds no network {NETWORK!r}; point it at a run of a task "
+                            "whose network is called model (a classifier)")
+    return ({"params": state["params"][NETWORK], "batch_stats": (state.get("batch_stats") or {}).get(NETWORK) or {}},
             f"{path}/{which} (step {int(state['step'])})")
   from vision_jax.interop import keras, torch  # pylint: disable=import-outside-toplevel
   importer = keras if kind == "init_from_keras" else torch
@@ -266,55 +272,59 @@ def merge_pretrained(fresh: dict[str, Any], pretrained: dict[str, Any], head: re
 
 
 def pretrained_init_state(cfg: ml_collections.ConfigDict, model_name: str, model_kwargs: dict[str, Any],
-                          init_variables: Callable[[jax.Array], dict], head: re.Pattern,
-                          tx: optax.GradientTransformation, init_rng: jax.Array, train_rng: jax.Array,
-                          sharding: Any) -> Callable[[], TrainState]:
-  """() -> the initial train state with pretrained weights merged in (read when called, not when resuming).
+                          task: Any, head: re.Pattern, txs: dict[str, optax.GradientTransformation],
+                          init_rng: jax.Array, train_rng: jax.Array, sharding: Any) -> Callable[[], TrainState]:
+  """() -> the initial train state with pretrained weights merged into network "model" (read when called, not
+  when resuming).
 
   Args:
     cfg: the `transfer` config section (a pretrained source must be set).
     model_name, model_kwargs: the model being trained (for the Keras/torch importers).
-    init_variables: rng -> fresh variables of our model (the task's `init_variables`).
+    task: the task (its `init_variables` and `init_extras` give the fresh state).
     head: the head's paths (`head_pattern`).
-    tx: the optimizer (its state starts fresh).
+    txs: every network's optimizer (their states start fresh).
     init_rng, train_rng: keys of the fresh initialization and of the training steps.
     sharding: where the state lives (replicated over the mesh).
   """
   kind, path = pretrained_source(cfg)
 
   def init() -> TrainState:
-    fresh = jax.device_get(jax.jit(init_variables)(init_rng))
+    fresh = jax.device_get(jax.jit(task.init_variables)(init_rng))
     pretrained, origin = load_pretrained(kind, path, model_name, model_kwargs)
-    variables, report = merge_pretrained(fresh, pretrained, head, bool(cfg.head))
+    merged, report = merge_pretrained(fresh[NETWORK], pretrained, head, bool(cfg.head))
     if jax.process_index() == 0:
       print(f"transfer: loaded {len(report['loaded'])} arrays from {origin}; re-initialized "
             f"{', '.join(report['reinitialized']) or 'nothing'}; {len(report['unused'])} pretrained arrays unused"
             f"{' (' + ', '.join(report['unused'][:4]) + ')' if report['unused'] else ''}", flush=True)
-    create = jax.jit(lambda v: TrainState.create(v, tx, train_rng), out_shardings=sharding)
+    variables = {**fresh, NETWORK: merged}
+    create = jax.jit(lambda v: TrainState.create(v, txs, train_rng, task.init_extras(jax.random.fold_in(init_rng, 1))),
+                     out_shardings=sharding)
     return create(variables)
 
   return init
 
 
-def prepare(config: ml_collections.ConfigDict, task: Any, tx: optax.GradientTransformation, init_rng: jax.Array,
-            train_rng: jax.Array, sharding: Any) -> tuple[optax.GradientTransformation, Callable | None]:
-  """Applies the `transfer` config section to a run being set up (called by `train.setup`).
+def prepare(config: ml_collections.ConfigDict, task: Any, txs: dict[str, optax.GradientTransformation],
+            init_rng: jax.Array, train_rng: jax.Array, sharding: Any) -> tuple[optax.GradientTransformation, Callable | None]:
+  """Applies the `transfer` config section to network "model" of a run being set up (called by `setup`).
 
-  Wraps `tx` (`wrap_optimizer`), wraps `task.train_step` to keep frozen batch statistics (`keep_batch_stats`)
-  and, with a pretrained source, builds the initializer that merges its weights (`pretrained_init_state`).
+  Wraps its optimizer (`wrap_optimizer`), wraps `task.train_step` to keep frozen batch statistics
+  (`keep_batch_stats`) and, with a pretrained source, builds the initializer that merges its weights
+  (`pretrained_init_state`).
 
   Returns:
-    (optimizer, initializer () -> TrainState, or None for a fresh initialization).
+    (the model's optimizer, initializer () -> TrainState, or None for a fresh initialization).
   """
   cfg = config.transfer
+  tx = txs[NETWORK]
   if not (cfg.freeze or cfg.trainable or cfg.backbone_lr_factor != 1.0 or pretrained_source(cfg)):
     return tx, None
-  shapes = jax.eval_shape(task.init_variables, init_rng)
-  head = head_pattern(cfg, last_module(task.model, task.input_shape()))
+  shapes = jax.eval_shape(lambda rng: task.init_network(NETWORK, rng), init_rng)
+  head = head_pattern(cfg, last_module(task.networks()[NETWORK], task.example_inputs(NETWORK)))
   tx = wrap_optimizer(tx, cfg, shapes["params"], head)
   task.train_step = keep_batch_stats(task.train_step,
                                      frozen_batch_stats(cfg, shapes["params"], shapes.get("batch_stats", {})))
   if pretrained_source(cfg) is None:
     return tx, None
-  return tx, pretrained_init_state(cfg, config.model.name, config.model.kwargs.to_dict(), task.init_variables, head,
-                                   tx, init_rng, train_rng, sharding)
+  return tx, pretrained_init_state(cfg, config.model.name, config.model.kwargs.to_dict(), task, head,
+                                   {**txs, NETWORK: tx}, init_rng, train_rng, sharding)

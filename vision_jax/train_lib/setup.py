@@ -1,0 +1,227 @@
+"""What every mode builds from a config: mesh, data, task, optimizers, state template, checkpointer; and the
+evaluation pass shared by training, `--mode=eval` and `--mode=predict`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Mapping
+
+import jax
+import ml_collections
+import numpy as np
+import optax
+
+from vision_jax import tasks
+from vision_jax.backends.cpu import rewrites as xla_cpu
+from vision_jax.data import datasets, host_resize, pipeline, samplers, subsets
+from vision_jax.data.features import DatasetSpec, typed_features
+from vision_jax.errors import ConfigError
+from vision_jax.evaluation.evaluators import merge_results
+from vision_jax.train_lib import optim, parallel, transfer
+from vision_jax.train_lib.checkpoint import Checkpointer, run_identity
+from vision_jax.train_lib.state import TrainState
+
+
+@dataclasses.dataclass
+class Setup:
+  """Everything a run needs, built from its config by `setup`."""
+
+  config: ml_collections.ConfigDict
+  mesh: jax.sharding.Mesh
+  task: Any
+  train_source: Any
+  train_spec: DatasetSpec
+  eval_source: Any
+  eval_spec: DatasetSpec
+  steps_per_epoch: int
+  total_steps: int
+  sampler: Any
+  schedules: dict[str, optax.Schedule]
+  txs: dict[str, optax.GradientTransformation]
+  init_state: Any  # () -> replicated initial TrainState
+  abstract_state: Any
+  checkpointer: Checkpointer
+
+  @property
+  def schedule(self) -> optax.Schedule:
+    """The first network's learning-rate schedule (the one reported as `learning_rate`)."""
+    return next(iter(self.schedules.values()))
+
+
+def check_settings(config: ml_collections.ConfigDict) -> None:
+  """Refuses settings that cannot be what anyone means, before anything is built (one-line ConfigErrors)."""
+  for key in ("input.batch_size", "input.eval_batch_size", "log_every_steps"):
+    section, _, name = key.rpartition(".")
+    value = (config[section] if section else config)[name]
+    if value <= 0:
+      raise ConfigError(f"{key}={value} must be a positive integer; e.g. --config.{key}="
+                        f"{ {'log_every_steps': 50}.get(key, 128)}")
+  if config.num_train_steps <= 0 and config.num_epochs <= 0:
+    raise ConfigError(f"num_epochs={config.num_epochs} trains nothing; set num_epochs >= 1 or num_train_steps >= 1")
+  if config.checkpoint.keep < 1:
+    raise ConfigError(f"checkpoint.keep={config.checkpoint.keep} keeps no checkpoint, so nothing could resume; "
+                      "use checkpoint.keep >= 1")
+  for name, section in optimizer_sections(config, ("model",)).items():
+    lr = section.learning_rate
+    if not math.isfinite(lr) or lr <= 0:
+      raise ConfigError(f"the learning rate of {name!r} is {lr}; it must be a positive number (e.g. 1e-3)")
+
+
+def optimizer_sections(config: ml_collections.ConfigDict, networks) -> dict[str, ml_collections.ConfigDict]:
+  """Each network's optimizer section: `config.optimizer` overridden by `config.optimizers.<network>` if any."""
+  per_network = config.get("optimizers") or {}
+  out = {}
+  for name in networks:
+    section = ml_collections.ConfigDict(config.optimizer.to_dict())
+    if name in per_network:
+      section.update(dict(per_network[name]))
+    out[name] = section
+  return out
+
+
+def _best_metric(config: ml_collections.ConfigDict, task: Any) -> tuple[str, str]:
+  metric, mode = config.checkpoint.best_metric, config.checkpoint.best_mode
+  if metric == "auto":
+    metric = task.best_metric[0]
+  if mode == "auto":
+    mode = task.best_metric[1] if metric == task.best_metric[0] else ("min" if "loss" in metric else "max")
+  if mode not in ("min", "max"):
+    raise ConfigError(f"checkpoint.best_mode={mode!r}; use max, min or auto")
+  return metric, mode
+
+
+def setup(config: ml_collections.ConfigDict, workdir: str) -> Setup:
+  """Builds everything a run needs from its config (data, task, optimizers, state template, checkpointer)."""
+  check_settings(config)
+  mesh = parallel.make_mesh()
+  parallel.check_batch_size(config.input.batch_size, "input.batch_size")
+  parallel.check_batch_size(config.input.eval_batch_size, "input.eval_batch_size")
+  data_dir = config.dataset.data_dir or None
+  max_objects = int(config.input.get("max_objects", 32))
+  train_source, train_spec = datasets.load(config.dataset.name, config.dataset.train_split, data_dir,
+                                           max_objects=max_objects)
+  eval_source, eval_spec = datasets.load(config.dataset.name, config.dataset.eval_split, data_dir,
+                                         max_objects=max_objects)
+  if train_spec.has_labels:
+    train_source, train_spec = subsets.from_config(config.dataset, train_source, train_spec, train=True)
+    eval_source, eval_spec = subsets.from_config(config.dataset, eval_source, eval_spec, train=False)
+  if config.input.image_size <= 0:  # small splits of fixed-shape examples: decoded once, served from memory
+    train_source = pipeline.cache_in_memory(train_source, train_spec, config.input.cache_mib)
+    eval_source = pipeline.cache_in_memory(eval_source, eval_spec, config.input.cache_mib)
+  else:  # examples are resized on the host to a fixed square, annotations moved along
+    train_spec = resized_spec(train_spec, config.input.image_size, config.input.resize)
+    eval_spec = resized_spec(eval_spec, config.input.image_size, config.input.resize)
+  sampler = make_sampler(config.input)
+  task = tasks.get(config, train_spec)
+  steps_per_epoch = pipeline.steps_per_epoch(train_spec, config.input.batch_size)
+  if steps_per_epoch == 0:
+    raise ConfigError(f"input.batch_size={config.input.batch_size} exceeds the {train_spec.num_examples} "
+                      "training examples; lower it")
+  total_steps = config.num_train_steps if config.num_train_steps > 0 else config.num_epochs * steps_per_epoch
+
+  networks = list(task.networks())
+  schedules, txs = {}, {}
+  for name, section in optimizer_sections(config, networks).items():
+    schedules[name] = optim.make_schedule(config.schedule, section.learning_rate, total_steps, steps_per_epoch)
+    txs[name] = optim.make_optimizer(section, schedules[name])
+  init_rng, train_rng = jax.random.split(jax.random.PRNGKey(config.seed))
+  replicated = parallel.replicated(mesh)
+  pretrained_init = None
+  if "model" in txs:  # transfer learning applies to the network called "model"
+    txs["model"], pretrained_init = transfer.prepare(config, task, txs, init_rng, train_rng, replicated)
+
+  def init_fn():
+    return TrainState.create(task.init_variables(init_rng), txs, train_rng,
+                             task.init_extras(jax.random.fold_in(init_rng, 1)))
+
+  init_state = pretrained_init or jax.jit(init_fn, out_shardings=replicated)
+  abstract_state = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated),
+                                jax.eval_shape(init_fn))
+  identity = run_identity(config.task, config.model.name, task.identity(), abstract_state.params)
+  best_metric, best_mode = _best_metric(config, task)
+  checkpointer = Checkpointer(workdir, identity, keep=config.checkpoint.keep, best_metric=best_metric,
+                              best_mode=best_mode)
+  return Setup(config, mesh, task, train_source, train_spec, eval_source, eval_spec, steps_per_epoch, total_steps,
+               sampler, schedules, txs, init_state, abstract_state, checkpointer)
+
+
+def resized_spec(spec: DatasetSpec, size: int, mode: str) -> DatasetSpec:
+  """The spec of examples resized on the host to `size` x `size` (`host_resize`): image shape and typed features."""
+  if mode not in ("center_crop", "letterbox"):
+    raise ConfigError(f"input.resize={mode!r}; use center_crop or letterbox")
+  features = host_resize.resized_features(typed_features(spec), size, spec.image_key)
+  carried = [k for k in features if k not in (spec.image_key, spec.label_key)]
+  has_geometry = any(f.kind in ("boxes", "mask", "instance_masks", "keypoints") for f in features.values())
+  if not (mode == "letterbox" or has_geometry):  # classification batches keep exactly their keys
+    carried.remove("resize_info")
+    features.pop("resize_info")
+  return dataclasses.replace(spec, image_shape=tuple(features[spec.image_key].shape), features=features,
+                             extra_features={k: tuple(features[k].shape) for k in carried})
+
+
+def make_sampler(input_config: ml_collections.ConfigDict) -> Any:
+  """The sampler of `input.sampler` with its options (`vision_jax.data.samplers`)."""
+  name = input_config.sampler
+  options = {"balanced": {"examples_per_class": input_config.examples_per_class},
+             "pairs": {"positive_fraction": input_config.positive_fraction},
+             "episodes": {"ways": input_config.ways, "shots": input_config.shots, "queries": input_config.queries,
+                          "classes": tuple(int(c) for c in str(input_config.episode_classes).split(",") if c.strip())},
+             }.get(name, {})
+  return samplers.build(name, **options)
+
+
+def compile_eval_step(s: Setup):
+  """The task's eval step, jitted with a replicated state, a batch-sharded batch and replicated outputs."""
+  return xla_cpu.jit_step(s.task.eval_step, s.config.compile.xla_cpu_tuning,
+                          in_shardings=(parallel.replicated(s.mesh), parallel.batch_sharded(s.mesh)),
+                          out_shardings=parallel.replicated(s.mesh))
+
+
+def eval_batches(s: Setup):
+  """One in-order pass over the eval split as padded global batches (with a `mask`)."""
+  cfg = s.config.input
+  dataset = pipeline.eval_dataset(s.eval_source, s.eval_spec, cfg.eval_batch_size, pipeline.this_process(),
+                                  cfg.num_threads, cfg.prefetch, cfg.image_size, cfg.resize, cfg.min_visible)
+  return (parallel.global_batch(local_batch, s.mesh) for local_batch in dataset)
+
+
+def run_evaluation(s: Setup, eval_step, state: TrainState) -> dict[str, Any]:
+  """One pass over the eval split (every example exactly once) through the task's evaluators."""
+  evaluators = s.task.evaluators()
+  for evaluator in evaluators:
+    evaluator.reset()
+  for batch in eval_batches(s):
+    outputs = jax.device_get(eval_step(state, batch))
+    for evaluator in evaluators:
+      evaluator.update(outputs)
+  return merge_results(evaluators)
+
+
+def restore_for_eval(s: Setup, workdir: str) -> TrainState:
+  """The best (else newest) checkpoint of `workdir`; raises ConfigError when there is none."""
+  restored = s.checkpointer.restore_for_eval(s.abstract_state)
+  s.checkpointer.close()
+  if restored is None:
+    raise ConfigError(f"no checkpoint in {workdir}; train first (--mode=train) or point --workdir at a run")
+  return restored[0]
+
+
+def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Restores the best (else newest) checkpoint in `workdir` and evaluates it on the eval split."""
+  s = setup(config, workdir)
+  state = restore_for_eval(s, workdir)
+  metrics = run_evaluation(s, compile_eval_step(s), state)
+  metrics["step"] = int(state.step)
+  return metrics
+
+
+def all_finite(values: list[Mapping[str, Any]]) -> bool:
+  """Whether every logged metric value is finite."""
+  return all(math.isfinite(v) for m in values for v in m.values())
+
+
+def scalar_means(fetched: list[Mapping[str, Any]]) -> dict[str, float]:
+  """Means over logged steps of each scalar train metric."""
+  return {k: float(np.mean([m[k] for m in fetched])) for k in fetched[-1]}
