@@ -21,26 +21,12 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from vision_jax.backends.cpu import rewrites as xla_cpu
-from vision_jax.data import datasets, pipeline
+from vision_jax.data import datasets
 from vision_jax.errors import ConfigError, TrainingDivergedError
 from vision_jax.train_lib import callbacks as callbacks_lib
 from vision_jax.train_lib import parallel, setup as setup_lib, writers
 from vision_jax.train_lib.preemption import StopRequests
 from vision_jax.train_lib.progress import Progress
-
-def _train_step_body(s: setup_lib.Setup):
-  """The task's train step with the optimizers bound, the step counter advanced and, on CPU, the XLA:CPU
-  rewrites."""
-  tuned = xla_cpu.tuning_enabled(s.config.compile.xla_cpu_tuning)
-
-  def step(state, batch):
-    with xla_cpu.train_step_rewrites(tuned):
-      state, metrics = s.task.train_step(state, batch, txs=s.txs)
-    return state.replace(step=state.step + 1), metrics
-
-  return step
-
 
 def _eval_line(step: int, epoch: float, metrics: dict[str, Any], seconds: float) -> str:
   shown = " ".join(f"{k} {v:.4f}" for k, v in metrics.items() if np.ndim(v) == 0 and k != "num_examples")
@@ -100,17 +86,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       return dict(existing, already_finished=True)
 
   # 3. Compiled steps.
-  replicated, batch_sharding = parallel.replicated(s.mesh), parallel.batch_sharded(s.mesh)
-  train_step = xla_cpu.jit_step(_train_step_body(s), cfg.compile.xla_cpu_tuning,
-                                in_shardings=(replicated, batch_sharding), out_shardings=(replicated, replicated),
-                                donate_argnums=0)
-  eval_step = setup_lib.compile_eval_step(s)
+  replicated = parallel.replicated(s.mesh)
+  train_step, eval_step = setup_lib.compile_train_step(s), setup_lib.compile_eval_step(s)
 
   # 4. Loop.
-  dataset = pipeline.train_dataset(s.train_source, s.train_spec, cfg.input.batch_size, s.total_steps, cfg.seed,
-                                   pipeline.this_process(), cfg.input.num_threads, cfg.input.prefetch,
-                                   cfg.input.image_size, cfg.input.resize, cfg.input.min_visible, s.sampler)
-  batches = pipeline.iterate(dataset, data_state)
+  batches, global_batches = setup_lib.train_batches(s, data_state)
   writer = writers.MetricWriter(workdir, enabled=is_chief)
   progress = Progress(s.total_steps, start_step, enabled=is_chief)
   if start_step and is_chief and not finished_as:
@@ -133,7 +113,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   try:
     with StopRequests() as stop:
       while step < s.total_steps:
-        state, metrics = train_step(state, parallel.global_batch(next(batches), s.mesh))
+        state, metrics = train_step(state, next(global_batches))
         pending.append(metrics)
         step += 1
         if step == start_step + 1:  # keep compilation out of the throughput figures
@@ -167,6 +147,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
           last_eval = setup_lib.run_evaluation(s, eval_step, state)
           writer.write(step, "eval", last_eval)
           progress.message(_eval_line(step, step / per_epoch, last_eval, time.time() - t_eval))
+          if is_chief:
+            task.on_evaluation(workdir, state, step, last_eval)
           s.checkpointer.save_best(step, state, meta_now(), last_eval)
           if "reduce_lr" in callbacks:
             new_scale = callbacks["reduce_lr"].on_eval(last_eval, float(state.lr_scale))

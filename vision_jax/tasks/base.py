@@ -106,6 +106,16 @@ class Task(abc.ABC):
     """Throughput units in a global batch of `batch_size` dataset examples."""
     return batch_size
 
+  def on_evaluation(self, workdir: str, state: TrainState, step: int, metrics: Mapping[str, Any]) -> list[str]:
+    """Called on process 0 after each evaluation during training, with the evaluated state: pictures that show
+    progress across steps (a GAN's sample grid from fixed latents). Nothing by default.
+
+    Returns:
+      Paths written.
+    """
+    del workdir, state, step, metrics
+    return []
+
   def write_reports(self, workdir: str, metrics: Mapping[str, Any], summary: dict[str, Any]) -> list[str]:
     """Writes the task's pictures and tables of a finished evaluation; may add entries to `summary`.
 
@@ -134,7 +144,8 @@ class Task(abc.ABC):
     metrics = runner.evaluate(config, workdir)
     scalars = scalar_metrics(metrics)
     path = os.path.join(workdir, "eval.json")
-    writers.write_json(path, {"step": metrics.get("step"), "metrics": scalars})
+    if jax.process_index() == 0:  # every process has the metrics; one writes them
+      writers.write_json(path, {"step": metrics.get("step"), "metrics": scalars})
     shown = " ".join(f"{k} {v:.4f}" for k, v in scalars.items() if k not in ("step", "num_examples"))
     return [f"eval of step {metrics.get('step')} on {metrics.get('num_examples', '?')} examples: {shown}",
             f"wrote {path}"]

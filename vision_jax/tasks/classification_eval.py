@@ -161,6 +161,8 @@ def write_outputs(result: EvalResult, directory: str) -> list[str]:
             "per_class": cls_metrics.per_class_report(result.metrics, names),
             "confusion": result.metrics["confusion"].tolist(), "members": result.members}
   paths = [os.path.join(directory, "eval.json")]
+  if jax.process_index() != 0:  # every process has the results; one writes them
+    return paths
   writers.write_json(paths[0], report)
   indices = most_confident_mistakes(result, s.config.eval.misclassified)
   if len(indices):

@@ -63,7 +63,17 @@ def check_settings(config: ml_collections.ConfigDict) -> None:
   if config.checkpoint.keep < 1:
     raise ConfigError(f"checkpoint.keep={config.checkpoint.keep} keeps no checkpoint, so nothing could resume; "
                       "use checkpoint.keep >= 1")
-  for name, section in optimizer_sections(config, ("model",)).items():
+  if not config.get("optimizers"):  # one network's learning rate can be checked before the task exists
+    check_optimizers(config, ("model",))
+
+
+def check_optimizers(config: ml_collections.ConfigDict, networks) -> None:
+  """Every `optimizers.<network>` names a network, and every network's learning rate is a positive number."""
+  unknown = sorted(set(config.get("optimizers") or {}) - set(networks))
+  if unknown:
+    raise ConfigError(f"config.optimizers names {', '.join(unknown)}, which this task does not have; its networks "
+                      f"are {', '.join(networks)}")
+  for name, section in optimizer_sections(config, networks).items():
     lr = section.learning_rate
     if not math.isfinite(lr) or lr <= 0:
       raise ConfigError(f"the learning rate of {name!r} is {lr}; it must be a positive number (e.g. 1e-3)")
@@ -122,6 +132,7 @@ def setup(config: ml_collections.ConfigDict, workdir: str) -> Setup:
   total_steps = config.num_train_steps if config.num_train_steps > 0 else config.num_epochs * steps_per_epoch
 
   networks = list(task.networks())
+  check_optimizers(config, networks)
   schedules, txs = {}, {}
   for name, section in optimizer_sections(config, networks).items():
     schedules[name] = optim.make_schedule(config.schedule, section.learning_rate, total_steps, steps_per_epoch)
@@ -170,6 +181,31 @@ def make_sampler(input_config: ml_collections.ConfigDict) -> Any:
                           "classes": tuple(int(c) for c in str(input_config.episode_classes).split(",") if c.strip())},
              }.get(name, {})
   return samplers.build(name, **options)
+
+
+def compile_train_step(s: Setup):
+  """The loop's train step: the task's step with the optimizers bound, then `state.step + 1`; jitted with a
+  replicated, donated state and a batch-sharded batch, with the XLA:CPU rewrites on CPU."""
+  tuned = xla_cpu.tuning_enabled(s.config.compile.xla_cpu_tuning)
+
+  def step(state, batch):
+    with xla_cpu.train_step_rewrites(tuned):
+      state, metrics = s.task.train_step(state, batch, txs=s.txs)
+    return state.replace(step=state.step + 1), metrics
+
+  replicated = parallel.replicated(s.mesh)
+  return xla_cpu.jit_step(step, s.config.compile.xla_cpu_tuning, in_shardings=(replicated, parallel.batch_sharded(s.mesh)),
+                          out_shardings=(replicated, replicated), donate_argnums=0)
+
+
+def train_batches(s: Setup, data_state: dict[str, Any] | None = None):
+  """The loop's training batches as (resumable grain iterator of local batches, generator of global batches)."""
+  cfg = s.config.input
+  dataset = pipeline.train_dataset(s.train_source, s.train_spec, cfg.batch_size, s.total_steps, s.config.seed,
+                                   pipeline.this_process(), cfg.num_threads, cfg.prefetch, cfg.image_size,
+                                   cfg.resize, cfg.min_visible, s.sampler)
+  local = pipeline.iterate(dataset, data_state)
+  return local, (parallel.global_batch(batch, s.mesh) for batch in local)
 
 
 def compile_eval_step(s: Setup):
