@@ -4,6 +4,9 @@
                                                      # keras_resnet50 224x224 b32, input pipeline, detection ops
     python -m vision_jax.bench --models=lenet5_relu --peers=torch --steps=20 --json=bench.json
     python -m vision_jax.bench --compare_untuned     # also ours without the XLA:CPU fixes (before/after)
+
+The input rows: the classification pipeline on the embedded digits, and the detection input (digit_scenes
+letterboxed to 128 with flip/zoom/translate moving boxes and masks) as host and device examples/s.
 """
 
 from __future__ import annotations
@@ -95,6 +98,10 @@ def main(argv: list[str]) -> None:
     rate = results["pipeline"].get("pipeline_images_per_sec")
     print(f"\ninput pipeline (embedded digits, batch 256): {_fmt(rate)} images/s"
           + (f" = {rate / fastest:.1f}x the fastest train step above" if rate and fastest else ""))
+    results["scenes_pipeline"] = scenes = _run_worker("scenes_pipeline", batch=64, resolution=128, steps=20)
+    print(f"detection input (digit_scenes letterboxed to 128, batch 64): host {_fmt(scenes.get('host_examples_per_s'))}"
+          f" examples/s, box- and mask-aware device augmentation {_fmt(scenes.get('device_examples_per_s'))} "
+          f"examples/s{' ' + scenes['error'] if 'error' in scenes else ''}")
   if _OPS.value:
     proc = subprocess.run([sys.executable, "-m", "vision_jax.bench.ops", "--repeats", "3"],
                           capture_output=True, text=True, check=False)

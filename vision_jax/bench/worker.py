@@ -12,7 +12,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__)
-  parser.add_argument("--framework", choices=("ours", "torch", "keras", "pipeline"), required=True)
+  parser.add_argument("--framework", choices=("ours", "torch", "keras", "pipeline", "scenes_pipeline"), required=True)
   parser.add_argument("--model", default="")
   parser.add_argument("--batch", type=int, required=True)
   parser.add_argument("--resolution", type=int, default=32)
@@ -30,6 +30,11 @@ def main(argv: list[str] | None = None) -> None:
   elif args.framework == "pipeline":
     from vision_jax.bench import ours  # pylint: disable=g-import-not-at-top
     result = ours.bench_pipeline(args.batch, args.steps)
+  elif args.framework == "scenes_pipeline":  # detection input: digit_scenes, letterbox, box-aware augmentation
+    from vision_jax.data import datasets, throughput  # pylint: disable=g-import-not-at-top
+    source, spec = datasets.load("digit_scenes", "train")
+    result = throughput.pipeline_throughput(source, spec, batch_size=args.batch, steps=args.steps,
+                                            image_size=args.resolution)
   elif args.framework == "torch":
     from vision_jax.bench import peer_torch  # pylint: disable=g-import-not-at-top
     result = peer_torch.bench_model(**shape)
