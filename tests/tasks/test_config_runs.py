@@ -27,8 +27,10 @@ CASES = {
 def test_smoke_run_through_main(name, tmp_path):
   dataset, num_eval, metrics = CASES[name]
   workdir = str(tmp_path / "run")
-  result = harness.run_main(str(tmp_path / "tfds"), f"--config={os.path.join(REPO, 'configs', name)}:smoke",
-                            f"--workdir={workdir}", *STEPS)
+  config = f"--config={os.path.join(REPO, 'configs', name)}:smoke"
+  # The multi-head run also takes the transfer section (its head found by tracing the model on both inputs).
+  extra = ["--config.transfer.backbone_lr_factor=0.5"] if name == "multi_io_digits.py" else []
+  result = harness.run_main(str(tmp_path / "tfds"), config, f"--workdir={workdir}", *STEPS, *extra)
   assert result.returncode == 0, result.stderr[-2000:]
   assert "done: 6 steps (completed)" in result.stdout
   summary = json.load(open(os.path.join(workdir, "summary.json")))
@@ -37,3 +39,12 @@ def test_smoke_run_through_main(name, tmp_path):
   assert final["num_examples"] == num_eval
   assert all(math.isfinite(final[m]) for m in metrics), final
   assert os.path.getsize(os.path.join(workdir, "confusion_matrix.png")) > 0
+
+  if name == "multi_io_digits.py":  # --mode=eval goes through the task (it used to reach the classifier ensemble)
+    evaluated = harness.run_main(str(tmp_path / "tfds"), config, f"--workdir={workdir}", "--mode=eval", *extra)
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    assert "eval of step 6 on 2000 examples" in evaluated.stdout
+    report = json.load(open(os.path.join(workdir, "eval.json")))
+    assert report["step"] == 6 and report["metrics"]["loss"] == pytest.approx(final["loss"], rel=1e-5)
+    other = harness.run_main(str(tmp_path / "tfds"), config, f"--workdir={workdir}", "--mode=eval")
+    assert other.returncode == 2 and "laid out differently" in other.stderr and "Traceback" not in other.stderr

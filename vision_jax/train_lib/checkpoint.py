@@ -118,6 +118,11 @@ class Checkpointer:
       try:
         restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)))
       except Exception as e:  # pylint: disable=broad-except
+        if "tree structures do not match" in str(e):  # an intact checkpoint of another optimizer set-up
+          raise CheckpointError(
+              f"{manager.directory}/{step} holds a train state laid out differently from this config's (same model, "
+              "other optimizer, transfer or per-network settings); use the config and --config overrides the run "
+              "was trained with") from None
         logging.warning("checkpoint %s/%d is corrupt (%s); trying the previous one", manager.directory, step,
                         str(e).splitlines()[0] if str(e) else type(e).__name__)
         continue
