@@ -22,7 +22,7 @@ import ml_collections
 import numpy as np
 
 from vision_jax.data import datasets
-from vision_jax.errors import ConfigError, TrainingDivergedError
+from vision_jax.errors import ConfigError
 from vision_jax.train_lib import callbacks as callbacks_lib
 from vision_jax.train_lib import parallel, setup as setup_lib, writers
 from vision_jax.train_lib.preemption import StopRequests
@@ -127,12 +127,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         stopping = stop.requested  # read once: a signal arriving later is handled at the next step
         save_now = step % ckpt_every == 0 or is_last or stopping
         if step % cfg.log_every_steps == 0 or save_now or step % eval_every == 0:
-          fetched = jax.device_get(pending)
-          pending.clear()
-          if not setup_lib.all_finite(fetched):
-            raise TrainingDivergedError(
-                f"the training loss became non-finite by step {step}; the last good checkpoint in {workdir} "
-                "is kept: lower optimizer.learning_rate or set optimizer.grad_clip_norm, then rerun")
+          fetched = setup_lib.fetch_finite(pending, step, workdir)
           seconds = time.time() - t_log
           elapsed["train_seconds"] += seconds
           elapsed["examples"] += examples_since_log

@@ -28,7 +28,7 @@ from vision_jax.data import augment
 from vision_jax.data.features import DatasetSpec
 from vision_jax.errors import ConfigError
 from vision_jax.evaluation.evaluators import Evaluator
-from vision_jax.train_lib import writers
+from vision_jax.train_lib import step_memory, writers
 from vision_jax.train_lib.state import TrainState
 
 Metrics = dict[str, jax.Array]
@@ -192,6 +192,47 @@ def compute_dtype(config: ml_collections.ConfigDict) -> dict[str, Any]:
   """Model constructor arguments for `train.compute_dtype` ({} for float32)."""
   name = config.train.compute_dtype
   return {} if name == "float32" else {"dtype": jnp.dtype(name)}
+
+
+def supervised_update(state: TrainState, txs: Mapping[str, optax.GradientTransformation], model: nn.Module,
+                      micro_batch: dict[str, Any], loss_of: Callable[[Any, dict[str, Any]], tuple[jax.Array, Any]],
+                      dropout_rng: jax.Array, grad_accum_steps: int = 1, remat: str = "",
+                      network: str = "model") -> tuple[TrainState, Any]:
+  """One optimizer update of `network` from a loss of its training-mode outputs, the shared body of supervised
+  tasks: gradient accumulation over `grad_accum_steps` micro-batches (`train.grad_accum_steps`), forward-pass
+  rematerialization (`train.remat`), batch statistics carried through the micro-batches in order.
+
+  Args:
+    state: the train state.
+    txs: the optimizers by network.
+    model: the network's module, called as `model(*micro["inputs"], train=True)`.
+    micro_batch: {"inputs": tuple of [N, ...] inputs, ...targets}; split along N into micro-batches.
+    loss_of: (outputs, micro) -> (mean loss to differentiate, per-example values [n, ...] to return).
+    dropout_rng: micro-batch i uses `fold_in(dropout_rng, i)`.
+    grad_accum_steps: micro-batches per update (1: one plain gradient).
+    remat: a `step_memory` rematerialization policy name ("" for none).
+    network: the network to update.
+
+  Returns:
+    (state with `network` updated, the per-example values of `loss_of` concatenated back to [N, ...]).
+  """
+  apply = step_memory.maybe_remat(
+      lambda variables, inputs, rng: model.apply(variables, *inputs, train=True, rngs={"dropout": rng},
+                                                 mutable=["batch_stats"]), remat)
+
+  def micro_batch_grads(params, micro, batch_stats, index):
+    def loss_fn(params):
+      variables = {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
+      outputs, updates = apply(variables, micro["inputs"], jax.random.fold_in(dropout_rng, index))
+      loss, per_example = loss_of(outputs, micro)
+      return loss, (per_example, updates.get("batch_stats", batch_stats))
+
+    grads, (per_example, batch_stats) = jax.grad(loss_fn, has_aux=True)(params)
+    return grads, (per_example, batch_stats)
+
+  grads, per_example, batch_stats = step_memory.accumulate_gradients(
+      micro_batch_grads, state.params[network], micro_batch, state.batch_stats[network], grad_accum_steps)
+  return state.apply_gradients(network, grads, txs[network], batch_stats=batch_stats), per_example
 
 
 def weighted_mean_metrics(sums: Mapping[str, jax.Array], count: int | jax.Array) -> Metrics:

@@ -135,28 +135,15 @@ class ClassificationTask(base.Task):
     labels = batch["label"]
     images, targets = self.train_inputs(jax.random.fold_in(step_rng, 0), batch["image"], labels)
 
-    dropout_rng = jax.random.fold_in(step_rng, 1)
-    apply = step_memory.maybe_remat(
-        lambda variables, images, rng: self.model.apply(variables, images, train=True, rngs={"dropout": rng},
-                                                        mutable=["batch_stats"]), self.remat)
+    def loss_of(outputs, micro):
+      logits, aux = split_aux_logits(outputs)
+      losses = soft_cross_entropy(logits, micro["target"])
+      aux_loss = sum(jnp.mean(soft_cross_entropy(a, micro["target"])) for a in aux)
+      return jnp.mean(losses) + AUX_LOSS_WEIGHT * aux_loss, (logits, losses)
 
-    def micro_batch_grads(params, micro, batch_stats, index):
-      def loss_fn(params):
-        variables = {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
-        outputs, updates = apply(variables, micro["image"], jax.random.fold_in(dropout_rng, index))
-        logits, aux = split_aux_logits(outputs)
-        losses = soft_cross_entropy(logits, micro["target"])
-        aux_loss = sum(jnp.mean(soft_cross_entropy(a, micro["target"])) for a in aux)
-        return jnp.mean(losses) + AUX_LOSS_WEIGHT * aux_loss, (logits, losses, updates.get("batch_stats", batch_stats))
-
-      grads, (logits, losses, batch_stats) = jax.grad(loss_fn, has_aux=True)(params)
-      return grads, ((logits, losses), batch_stats)
-
-    # One micro-batch (the default) is a plain gradient; k > 1 scans over k slices of the batch.
-    grads, (logits, losses), batch_stats = step_memory.accumulate_gradients(
-        micro_batch_grads, state.params["model"], {"image": images, "target": targets},
-        state.batch_stats["model"], self.grad_accum_steps)
-    new_state = state.apply_gradients("model", grads, txs["model"], batch_stats=batch_stats)
+    new_state, (logits, losses) = base.supervised_update(
+        state, txs, self.model, {"inputs": (images,), "target": targets}, loss_of, jax.random.fold_in(step_rng, 1),
+        self.grad_accum_steps, self.remat)
     count = labels.shape[0]
     return new_state, base.weighted_mean_metrics(self._metrics(logits, labels, losses, jnp.ones_like(losses)), count)
 

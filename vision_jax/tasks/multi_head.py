@@ -211,26 +211,14 @@ class MultiHeadTask(base.Task):
     step_rng = state.step_rng()
     inputs = self.prepare_inputs(jax.random.fold_in(step_rng, 0), batch, train=True)
     targets = {h.target: batch[h.target] for h in self.heads}
-    dropout_rng = jax.random.fold_in(step_rng, 1)
-    apply = step_memory.maybe_remat(
-        lambda variables, inputs, rng: self.model.apply(variables, *inputs, train=True, rngs={"dropout": rng},
-                                                        mutable=["batch_stats"]), self.remat)
 
-    def micro_batch_grads(params, micro, batch_stats, index):
-      def loss_fn(params):
-        variables = {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
-        outputs, updates = apply(variables, micro["inputs"], jax.random.fold_in(dropout_rng, index))
-        losses = head_losses(outputs, micro["targets"], self.heads)
-        return jnp.mean(weighted_loss(losses, self.heads)), (outputs, losses,
-                                                              updates.get("batch_stats", batch_stats))
+    def loss_of(outputs, micro):
+      losses = head_losses(outputs, micro["targets"], self.heads)
+      return jnp.mean(weighted_loss(losses, self.heads)), (outputs, losses)
 
-      grads, (outputs, losses, batch_stats) = jax.grad(loss_fn, has_aux=True)(params)
-      return grads, ((outputs, losses), batch_stats)
-
-    grads, (outputs, losses), batch_stats = step_memory.accumulate_gradients(
-        micro_batch_grads, state.params["model"], {"inputs": inputs, "targets": targets},
-        state.batch_stats["model"], self.grad_accum_steps)
-    new_state = state.apply_gradients("model", grads, txs["model"], batch_stats=batch_stats)
+    new_state, (outputs, losses) = base.supervised_update(
+        state, txs, self.model, {"inputs": tuple(inputs), "targets": targets}, loss_of,
+        jax.random.fold_in(step_rng, 1), self.grad_accum_steps, self.remat)
     count = inputs[0].shape[0]
     weights = jnp.ones((count,), jnp.float32)
     return new_state, base.weighted_mean_metrics(self._sums(outputs, batch, losses, weights), count)

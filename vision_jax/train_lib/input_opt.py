@@ -39,7 +39,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from vision_jax.errors import ConfigError, TrainingDivergedError
+from vision_jax.errors import ConfigError
 from vision_jax.tasks import input_problem
 from vision_jax.train_lib import optim, parallel, setup as setup_lib, writers
 from vision_jax.train_lib.checkpoint import Checkpointer, run_identity
@@ -223,12 +223,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         stopping = stop.requested  # read once: a signal arriving later is handled at the next step
         save_now = step % ckpt_every == 0 or is_last or stopping
         if step % config.log_every_steps == 0 or save_now:
-          fetched = jax.device_get(pending)
-          pending.clear()
-          if not setup_lib.all_finite(fetched):
-            raise TrainingDivergedError(
-                f"the loss became non-finite by step {step}; the last good checkpoint in {workdir} is kept: lower "
-                "optimizer.learning_rate or set optimizer.grad_clip_norm, then rerun")
+          fetched = setup_lib.fetch_finite(pending, step, workdir)
           shown = setup_lib.scalar_means(fetched)
           shown["learning_rate"] = float(fetched[-1]["learning_rate"])
           shown["steps_per_sec"] = steps_since_log / max(time.time() - t_log, 1e-9)

@@ -17,7 +17,7 @@ from vision_jax import tasks
 from vision_jax.backends.cpu import rewrites as xla_cpu
 from vision_jax.data import datasets, host_resize, pipeline, samplers, subsets
 from vision_jax.data.features import DatasetSpec, typed_features
-from vision_jax.errors import ConfigError
+from vision_jax.errors import ConfigError, TrainingDivergedError
 from vision_jax.evaluation.evaluators import merge_results
 from vision_jax.train_lib import optim, parallel, transfer
 from vision_jax.train_lib.checkpoint import Checkpointer, run_identity
@@ -256,6 +256,21 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 def all_finite(values: list[Mapping[str, Any]]) -> bool:
   """Whether every logged metric value is finite."""
   return all(math.isfinite(v) for m in values for v in m.values())
+
+
+def fetch_finite(pending: list[Any], step: int, workdir: str) -> list[dict[str, Any]]:
+  """The metrics of the steps since the last log, fetched to the host (and `pending` emptied).
+
+  Raises:
+    TrainingDivergedError: a non-finite value; the last good checkpoint is kept.
+  """
+  fetched = jax.device_get(pending)
+  pending.clear()
+  if not all_finite(fetched):
+    raise TrainingDivergedError(
+        f"the training loss became non-finite by step {step}; the last good checkpoint in {workdir} is kept: lower "
+        "optimizer.learning_rate or set optimizer.grad_clip_norm, then rerun")
+  return fetched
 
 
 def scalar_means(fetched: list[Mapping[str, Any]]) -> dict[str, float]:
