@@ -7,7 +7,6 @@ import re
 import signal
 import subprocess
 import time
-import tomllib
 
 import pytest
 
@@ -147,6 +146,7 @@ def test_a_torn_or_headerless_metrics_csv_is_repaired(tmp_path):
 
 
 def test_tensorboard_viewer_is_an_extra_and_readme_names_it():
+  tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
   with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
     extras = tomllib.load(f)["project"]["optional-dependencies"]
   assert any(req.startswith("tensorboard>") for req in extras["tensorboard"])
