@@ -1,5 +1,7 @@
 """RoIAlign / RoIPool against torchvision fixtures, the lectures' example, determinism and the FPN form."""
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -22,13 +24,6 @@ def test_roi_align_matches_torchvision(tv, aligned, sr):
   out, vjp = jax.vjp(fn, jnp.asarray(f))
   np.testing.assert_allclose(out, tv[f'roi_align_{aligned}_{sr}'], atol=1e-5, rtol=0)
   np.testing.assert_allclose(vjp(cot)[0], tv[f'roi_align_grad_{aligned}_{sr}'], atol=1e-5, rtol=0)
-
-
-def test_roi_pool_matches_torchvision(tv):
-  f, b, i = _args(tv)
-  out, vjp = jax.vjp(lambda x: ops.roi_pool(x, b, i, (5, 4), 0.5), jnp.asarray(f))
-  np.testing.assert_allclose(out, tv['roi_pool'], atol=1e-6, rtol=0)
-  np.testing.assert_allclose(vjp(jnp.asarray(tv['roi_cotangent']))[0], tv['roi_pool_grad'], atol=1e-5)
 
 
 def test_pallas_kernel_matches_reference_in_interpret_mode(tv):
@@ -104,3 +99,44 @@ def test_multilevel_assigns_levels_and_pools_from_them():
   for k, level in enumerate(np.asarray(lvl)):
     want = ops.roi_align(feats[levels.index(level)], boxes[k:k + 1], idx[:1], (2, 2), 2.0**-level, 2)
     np.testing.assert_allclose(out[k], want[0], atol=1e-6)
+
+
+@pytest.fixture(scope='module')
+def tv_pyramid():
+  path = os.path.join(os.path.dirname(__file__), '..', 'fixtures', 'ops', 'torchvision_roi.npz')
+  with np.load(path) as data:
+    levels = tuple(int(l) for l in data['ms_levels'])
+    return {'levels': levels, 'features': [data[f'ms_features{l}'] for l in levels],
+            'grads': [data[f'ms_grad{l}'] for l in levels],
+            **{k: data[f'ms_{k}'] for k in ('boxes', 'batch', 'cotangent', 'out')}}
+
+
+@pytest.mark.parametrize('implementation', ['reference', 'pallas'])
+def test_multilevel_matches_torchvision_multiscale_roi_align(tv_pyramid, implementation):
+  # torchvision.ops.MultiScaleRoIAlign over P2..P5 of a 2-image batch, boxes of every level and both clamps.
+  p = tv_pyramid
+  fn = jax.jit(lambda fs, b: ops.multilevel_roi_align(fs, b, p['batch'], (5, 4), p['levels'], 2,
+                                                      implementation=implementation))
+  (out, lvl), vjp = jax.vjp(lambda fs: fn(fs, p['boxes']), [jnp.asarray(f) for f in p['features']])
+  assert set(np.asarray(lvl).tolist()) == set(p['levels'])
+  np.testing.assert_allclose(out, p['out'], atol=1e-5, rtol=0)
+  grads = vjp((jnp.asarray(p['cotangent']), np.zeros(lvl.shape, jax.dtypes.float0)))[0]
+  for got, want in zip(grads, p['grads']):
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+
+
+def test_multilevel_adaptive_sampling_and_empty(tv_pyramid):
+  p = tv_pyramid
+  feats = [f[:1] for f in p['features']]
+  boxes, idx = p['boxes'][:6], np.zeros(6, np.int32)
+  eager, lvl = ops.multilevel_roi_align(feats, boxes, idx, (3, 3), p['levels'], sampling_ratio=-1)
+  for k, level in enumerate(np.asarray(lvl)):
+    want = ops.roi_align(feats[level - 2], boxes[k:k + 1], idx[:1], (3, 3), 2.0**-level, -1)
+    np.testing.assert_allclose(eager[k], want[0], atol=1e-6)
+  jitted = jax.jit(lambda b: ops.multilevel_roi_align(feats, b, idx, (3, 3), p['levels'], -1,
+                                                      max_sampling_ratio=64)[0])(boxes)
+  np.testing.assert_allclose(jitted, eager, atol=1e-6)
+  none, _ = ops.multilevel_roi_align(feats, np.zeros((0, 4), np.float32), np.zeros(0, np.int32), 2, p['levels'])
+  assert none.shape == (0, 2, 2, 3)
+  with pytest.raises(UserError, match='consecutive'):
+    ops.multilevel_roi_align(feats[:2], boxes, idx, 2, levels=(2, 4))

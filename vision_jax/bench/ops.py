@@ -1,9 +1,9 @@
 """CPU (or current backend) timings of the detection ops, and coco_evaluate against pycocotools.
 
-  python -m vision_jax.bench.ops                # NMS 1k/10k, RoIAlign fwd+bwd (jit, median)
+  python -m vision_jax.bench.ops                # NMS 1k/10k, RoIAlign fwd+bwd, FPN RoIAlign routed vs masked
   python -m vision_jax.bench.ops --coco         # also coco_evaluate vs pycocotools, 5,000 images x 100
-  python vision_jax/ops/bench_ops.py --torchvision  # the same NMS/RoIAlign inputs through torchvision.ops
-                                                    # (run by path in a venv with torch; imports no jax)
+  python -m vision_jax.bench.ops --torchvision  # the same NMS/RoIAlign inputs through torchvision.ops
+                                                # (in a venv with torch; imports no jax)
 
 Inputs come from fixed NumPy seeds, so both sides time the same problems.
 """
@@ -27,9 +27,10 @@ def nms_inputs(n: int, seed: int = 0):
   return np.concatenate([c - wh / 2, c + wh / 2], 1).astype(np.float32), rng.uniform(size=n).astype(np.float32)
 
 
-def roi_inputs(seed: int = 0):
+def roi_inputs(seed: int = 0, p: dict | None = None):
+  """Features `[1, h, w, c]`, `k` boxes of 16..400 image pixels, their batch index and a cotangent (sizes `p`)."""
   rng = np.random.default_rng(seed)
-  p = ROI
+  p = p or ROI
   feats = rng.normal(size=(1, p['h'], p['w'], p['c'])).astype(np.float32)
   img_h, img_w = p['h'] / p['scale'], p['w'] / p['scale']
   xy = rng.uniform(0, 1, (p['k'], 2)) * [img_w, img_h]
@@ -75,6 +76,58 @@ def bench_jax(repeats: int):
   t_fb = median_time(lambda: jax.block_until_ready(fb(f)), repeats)
   print(f'roi_align      K={p["k"]} C={p["c"]} {p["h"]}x{p["w"]} {p["out"]}x{p["out"]} sr={p["sampling"]}  '
         f'fwd {t_f * 1e3:9.2f} ms   fwd+bwd {t_fb * 1e3:9.2f} ms')
+  bench_multilevel(repeats)
+
+
+def pyramid_inputs(seed: int = 0):
+  """P2..P5 maps of one 800x1088 image (P2 as `ROI`'s map) and `ROI['k']` boxes of every level."""
+  rng = np.random.default_rng(seed)
+  p = ROI
+  feats = [rng.normal(size=(1, p['h'] >> i, p['w'] >> i, p['c'])).astype(np.float32) for i in range(4)]
+  img_h, img_w = p['h'] * 4, p['w'] * 4
+  xy = rng.uniform(0, 1, (p['k'], 2)) * [img_w, img_h]
+  wh = np.exp(rng.uniform(np.log(32), np.log(800), (p['k'], 2)))
+  boxes = np.concatenate([xy, np.minimum(xy + wh, [img_w, img_h])], 1).astype(np.float32)
+  cot = rng.normal(size=(p['k'], p['out'], p['out'], p['c'])).astype(np.float32)
+  return feats, boxes, np.zeros(p['k'], np.int32), cot
+
+
+def masked_multilevel_roi_align(features, boxes, box_batch_index, output_size, levels, sampling_ratio):
+  """The unrouted FPN RoIAlign (before issue 21): every level pooled for every box, the box's level kept."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from vision_jax.ops.roi_align import fpn_levels, roi_align  # pylint: disable=g-import-not-at-top
+
+  lvl = fpn_levels(boxes, min(levels), max(levels))
+  out = 0
+  for feat, level in zip(features, levels):
+    pooled = roi_align(feat, boxes, box_batch_index, output_size, 2.0**-level, sampling_ratio)
+    out = jnp.where((lvl == level)[:, None, None, None], pooled, out)
+  return out
+
+
+def bench_multilevel(repeats: int):
+  """Routed `multilevel_roi_align` (one level per box) against the masked form, forward + backward."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from vision_jax.ops.roi_align import fpn_levels, multilevel_roi_align  # pylint: disable=g-import-not-at-top
+
+  p, levels = ROI, (2, 3, 4, 5)
+  feats, bx, bi, cot = pyramid_inputs()
+  feats, bx, bi, cot = [jnp.asarray(f) for f in feats], jnp.asarray(bx), jnp.asarray(bi), jnp.asarray(cot)
+  size = (p['out'],) * 2
+  forms = {'routed': lambda fs: multilevel_roi_align(fs, bx, bi, size, levels, p['sampling'])[0],
+           'masked': lambda fs: masked_multilevel_roi_align(fs, bx, bi, size, levels, p['sampling'])}
+  times, results = {}, {}
+  for name, form in forms.items():
+    fb = jax.jit(lambda fs, form=form: jax.vjp(form, fs)[1](cot)[0])
+    results[name] = (jax.jit(form)(feats), fb(feats))
+    times[name] = median_time(lambda fb=fb: jax.block_until_ready(fb(feats)), repeats)
+  diff_out = float(jnp.max(jnp.abs(results['routed'][0] - results['masked'][0])))
+  diff_grad = max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(results['routed'][1], results['masked'][1]))
+  counts = np.bincount(np.asarray(fpn_levels(bx, 2, 5)) - 2, minlength=4).tolist()
+  print(f'fpn roi_align  4 levels P2 {p["h"]}x{p["w"]} K={p["k"]} C={p["c"]} boxes/level={counts}  fwd+bwd '
+        f'routed {times["routed"] * 1e3:9.2f} ms   masked {times["masked"] * 1e3:9.2f} ms   '
+        f'speed-up {times["masked"] / times["routed"]:.2f}x   max |diff| out {diff_out:.1e} grad {diff_grad:.1e}')
 
 
 def bench_torchvision(repeats: int):

@@ -12,7 +12,7 @@ contributions by feature location and sums them with a segmented scan in a fixed
 """
 
 import functools
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -39,44 +39,94 @@ def check_roi_inputs(features, boxes, box_batch_index, output_size) -> tuple[int
   return int(oh), int(ow)
 
 
-def roi_geometry(boxes: jax.Array, spatial_scale: float, output_size: tuple[int, int],
-                 sampling_ratio: int, aligned: bool):
+def true_divide(x: jax.Array, divisor) -> jax.Array:
+  """`x / divisor` in float32 as one IEEE division, as torchvision computes it.
+
+  XLA rewrites division by a broadcast (a scalar or a smaller array) as multiplication by the rounded
+  reciprocal, which is off by an ulp and moves floor/ceil results (7 * fl(1/6) * 6 > 7 where fl(7/6) * 6 == 7).
+  `x * 0 + divisor` has the full shape and is folded by no pass (x * 0.0 is not 0 for inf/nan), so the
+  quotient stays a true division.
+  """
+  x = jnp.asarray(x, jnp.float32)
+  return x / (x * 0.0 + divisor)
+
+
+class Sampling(NamedTuple):
+  """Where each RoI samples, all `[K]`: start, bin size and grid in its map's pixels, and the map itself.
+
+  `height`, `width` are the map's size and `base` the flat feature row of the RoI's (batch element, 0, 0)
+  pixel; with several maps concatenated (an FPN pyramid) each RoI carries its own map.
+  """
+  start_y: jax.Array
+  start_x: jax.Array
+  bin_y: jax.Array
+  bin_x: jax.Array
+  grid_y: jax.Array
+  grid_x: jax.Array
+  height: jax.Array
+  width: jax.Array
+  base: jax.Array
+
+
+def roi_geometry(boxes: jax.Array, spatial_scale, output_size: tuple[int, int], sampling_ratio: int,
+                 aligned: bool):
   """Per-RoI start (y, x), bin size (y, x) and sampling grid (y, x) in feature pixels, torchvision's way.
 
-  Returns a tuple of six `[K]` arrays: start_y, start_x, bin_y, bin_x (float32), grid_y, grid_x (int32).
+  `spatial_scale` is one float or a `[K]` array (one per RoI). Returns a tuple of six `[K]` arrays:
+  start_y, start_x, bin_y, bin_x (float32), grid_y, grid_x (int32).
   """
   oh, ow = output_size
   offset = 0.5 if aligned else 0.0
-  b = boxes.astype(jnp.float32) * jnp.float32(spatial_scale) - jnp.float32(offset)
+  scale = jnp.asarray(spatial_scale, jnp.float32)
+  b = boxes.astype(jnp.float32) * (scale[:, None] if scale.ndim else scale) - jnp.float32(offset)
   x1, y1, x2, y2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
   rw, rh = x2 - x1, y2 - y1
   if not aligned:
     rw, rh = jnp.maximum(rw, 1.0), jnp.maximum(rh, 1.0)
+  bin_y, bin_x = true_divide(rh, oh), true_divide(rw, ow)
   if sampling_ratio > 0:
     gy = jnp.full(rh.shape, sampling_ratio, jnp.int32)
     gx = jnp.full(rw.shape, sampling_ratio, jnp.int32)
   else:
-    gy = jnp.ceil(rh / oh).astype(jnp.int32)
-    gx = jnp.ceil(rw / ow).astype(jnp.int32)
-  return y1, x1, rh / oh, rw / ow, gy, gx
+    gy = jnp.ceil(bin_y).astype(jnp.int32)
+    gx = jnp.ceil(bin_x).astype(jnp.int32)
+  return y1, x1, bin_y, bin_x, gy, gx
 
 
-def _axis_taps(start, bin_size, grid, size: int, out_len: int, max_grid: int):
+def roi_sampling(boxes: jax.Array, box_batch_index: jax.Array, spatial_scale, height, width, row_offset,
+                 output_size: tuple[int, int], sampling_ratio: int, aligned: bool,
+                 max_grid: tuple[int, int] | None) -> Sampling:
+  """The `Sampling` of `[K, 4]` boxes on maps of `height` x `width` (ints or `[K]`) starting at `row_offset`.
+
+  Grids are capped at `max_grid` (the static bound of adaptive sampling under jit) unless it is None.
+  """
+  sy, sx, by, bx, gy, gx = roi_geometry(boxes, spatial_scale, output_size, sampling_ratio, aligned)
+  if max_grid is not None:
+    gy, gx = jnp.minimum(gy, max_grid[0]), jnp.minimum(gx, max_grid[1])
+  k = boxes.shape[0]
+  height = jnp.broadcast_to(jnp.asarray(height, jnp.int32), (k,))
+  width = jnp.broadcast_to(jnp.asarray(width, jnp.int32), (k,))
+  base = jnp.asarray(row_offset, jnp.int32) + jnp.asarray(box_batch_index, jnp.int32) * height * width
+  return Sampling(sy, sx, by, bx, gy, gx, height, width, base)
+
+
+def _axis_taps(start, bin_size, grid, size, out_len: int, max_grid: int):
   """Bilinear taps along one axis: low/high indices and weights, each `[K, out_len, max_grid]`."""
   p = jnp.arange(out_len, dtype=jnp.float32)[None, :, None]
   i = jnp.arange(max_grid, dtype=jnp.int32)[None, None, :]
   g = grid[:, None, None]
   bs = bin_size[:, None, None]
-  c = start[:, None, None] + p * bs + ((i.astype(jnp.float32) + 0.5) * bs) / g.astype(jnp.float32)
-  low, high, wlow, whigh = bilinear_taps(c, size)
+  c = start[:, None, None] + p * bs + true_divide((i.astype(jnp.float32) + 0.5) * bs, g.astype(jnp.float32))
+  low, high, wlow, whigh = bilinear_taps(c, size[:, None, None])
   inside = (i < g).astype(jnp.float32)
   return low, high, wlow * inside, whigh * inside
 
 
-def bilinear_taps(c: jax.Array, size: int):
+def bilinear_taps(c: jax.Array, size):
   """torchvision's bilinear rule along one axis of length `size` at float positions `c` (any shape).
 
-  Returns the low and high integer neighbours and their weights; both weights are 0 outside [-1, size].
+  `size` is an int or an int array broadcastable to `c`. Returns the low and high integer neighbours and
+  their weights; both weights are 0 outside [-1, size].
   """
   ok = (c >= -1.0) & (c <= size)
   c = jnp.maximum(c, 0.0)
@@ -90,28 +140,29 @@ def bilinear_taps(c: jax.Array, size: int):
   return low, high, (1.0 - frac) * okf, frac * okf
 
 
-def sample_plan(features_shape, boxes, box_batch_index, output_size, spatial_scale, sampling_ratio, aligned,
-                max_grid: tuple[int, int]):
-  """Flat feature-row indices `[K, h, w, n]` and weights `[K, h, w, n]` (n = 4 corners x samples)."""
-  bsz, hgt, wid, _ = features_shape
+def sample_plan(sampling: Sampling, output_size: tuple[int, int], max_grid: tuple[int, int], num_rows: int):
+  """Flat feature-row indices `[K, h, w, n]` and weights `[K, h, w, n]` (n = 4 corners x samples).
+
+  `num_rows` is the number of rows of the flat feature matrix the indices point into.
+  """
+  s = sampling
   oh, ow = output_size
-  sy, sx, by, bx, gy, gx = roi_geometry(boxes, spatial_scale, output_size, sampling_ratio, aligned)
-  gy, gx = jnp.minimum(gy, max_grid[0]), jnp.minimum(gx, max_grid[1])  # adaptive grids capped under jit
-  ylo, yhi, wylo, wyhi = _axis_taps(sy, by, gy, hgt, oh, max_grid[0])
-  xlo, xhi, wxlo, wxhi = _axis_taps(sx, bx, gx, wid, ow, max_grid[1])
-  count = jnp.maximum(gy * gx, 1).astype(jnp.float32)
-  base = jnp.asarray(box_batch_index, jnp.int32)[:, None, None, None, None] * (hgt * wid)
+  ylo, yhi, wylo, wyhi = _axis_taps(s.start_y, s.bin_y, s.grid_y, s.height, oh, max_grid[0])
+  xlo, xhi, wxlo, wxhi = _axis_taps(s.start_x, s.bin_x, s.grid_x, s.width, ow, max_grid[1])
+  count = jnp.maximum(s.grid_y * s.grid_x, 1).astype(jnp.float32)
+  base = s.base[:, None, None, None, None]
+  wid = s.width[:, None, None, None, None]
   idx, wts = [], []
   for yi, wy in ((ylo, wylo), (yhi, wyhi)):
     for xi, wx in ((xlo, wxlo), (xhi, wxhi)):
       # [K, oh, gy, 1, 1] x [K, 1, 1, ow, gx] -> [K, oh, gy, ow, gx]
       idx.append(base + yi[:, :, :, None, None] * wid + xi[:, None, None, :, :])
       wts.append(wy[:, :, :, None, None] * wx[:, None, None, :, :])
-  k = boxes.shape[0]
+  k = s.base.shape[0]
   idx = jnp.stack(idx, -1).transpose(0, 1, 3, 2, 4, 5).reshape(k, oh, ow, -1)
   wts = jnp.stack(wts, -1).transpose(0, 1, 3, 2, 4, 5).reshape(k, oh, ow, -1)
-  idx = jnp.clip(idx, 0, bsz * hgt * wid - 1)
-  return idx, wts / count[:, None, None, None]
+  idx = jnp.clip(idx, 0, num_rows - 1)
+  return idx, true_divide(wts, count[:, None, None, None])
 
 
 def deterministic_segment_sum(values: jax.Array, segment_ids: jax.Array, num_segments: int) -> jax.Array:
@@ -181,9 +232,16 @@ def reference_roi_align(features, boxes, box_batch_index, output_size, spatial_s
   b, h, w, c = features.shape
   if boxes.shape[0] == 0:
     return jnp.zeros((0, *output_size, c), features.dtype)
-  idx, wts = sample_plan(features.shape, jax.lax.stop_gradient(boxes), box_batch_index, output_size,
-                         spatial_scale, sampling_ratio, aligned, max_grid)
-  return gather_combine(features.reshape(b * h * w, c), idx, wts.astype(features.dtype), sorted_grads)
+  sampling = roi_sampling(jax.lax.stop_gradient(boxes), box_batch_index, spatial_scale, h, w, 0, output_size,
+                          sampling_ratio, aligned, max_grid)
+  return gather_sampled(features.reshape(b * h * w, c), sampling, output_size, max_grid, sorted_grads)
+
+
+def gather_sampled(flat_features: jax.Array, sampling: Sampling, output_size: tuple[int, int],
+                   max_grid: tuple[int, int], sorted_grads: bool) -> jax.Array:
+  """RoIAlign of `flat_features [rows, C]` (maps flattened and stacked) at `sampling` -> `[K, h, w, C]`."""
+  idx, wts = sample_plan(sampling, output_size, max_grid, flat_features.shape[0])
+  return gather_combine(flat_features, idx, wts.astype(flat_features.dtype), sorted_grads)
 
 
 def roi_align(features: jax.Array, boxes: jax.Array, box_batch_index: jax.Array,
@@ -237,7 +295,7 @@ def fpn_levels(boxes: jax.Array, min_level: int, max_level: int, canonical_size:
   """FPN level of each box (Lin et al., 2017, eq. 1): floor(k0 + log2(sqrt(area) / 224)), clipped; `[K]`."""
   checks.check_boxes(boxes, ndim=2)
   size = jnp.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
-  lvl = jnp.floor(canonical_level + jnp.log2(size / canonical_size) + eps)
+  lvl = jnp.floor(canonical_level + jnp.log2(true_divide(size, canonical_size)) + eps)
   return jnp.clip(lvl, min_level, max_level).astype(jnp.int32)
 
 
@@ -245,8 +303,13 @@ def multilevel_roi_align(features: Sequence[jax.Array], boxes: jax.Array, box_ba
                          output_size: int | tuple[int, int], levels: Sequence[int] = (2, 3, 4, 5),
                          sampling_ratio: int = 2, aligned: bool = False, canonical_size: float = 224.0,
                          canonical_level: int = 4, max_sampling_ratio: int | None = None,
-                         implementation: str = 'auto') -> tuple[jax.Array, jax.Array]:
-  """RoIAlign over an FPN pyramid: each box is pooled from the level chosen by `fpn_levels`.
+                         implementation: str = 'auto',
+                         deterministic_scatter: bool | None = None) -> tuple[jax.Array, jax.Array]:
+  """RoIAlign over an FPN pyramid: each box is pooled from the level chosen by `fpn_levels` only.
+
+  The maps are flattened into one `[rows, C]` matrix and every box samples its own level's block of rows
+  (its own scale, size and offset), so the cost is one RoIAlign per box whatever the number of levels, with
+  static shapes. This is `torchvision.ops.MultiScaleRoIAlign` with scales 2**-level.
 
   Args:
     features: one `[B, H_l, W_l, C]` map per level in `levels`, level l having stride 2**l.
@@ -260,20 +323,49 @@ def multilevel_roi_align(features: Sequence[jax.Array], boxes: jax.Array, box_ba
     canonical_level: k0.
     max_sampling_ratio: see `roi_align`.
     implementation: see `roi_align`.
+    deterministic_scatter: see `roi_align`.
 
   Returns:
-    `[K, h, w, C]` pooled features and the `[K]` level of each box. Every level is pooled for every box and
-    the right one selected, so the cost is len(levels) RoIAligns (static shapes).
+    `[K, h, w, C]` pooled features and the `[K]` level of each box.
   """
+  levels = tuple(int(l) for l in levels)
   if len(features) != len(levels):
     raise UserError(f'multilevel_roi_align got {len(features)} feature maps for {len(levels)} levels: pass '
                     'one map per level.')
-  lvl = fpn_levels(jnp.asarray(boxes), min(levels), max(levels), canonical_size, canonical_level)
-  out = None
-  for feat, level in zip(features, levels):
-    pooled = roi_align(feat, boxes, box_batch_index, output_size, spatial_scale=2.0**-level,
-                       sampling_ratio=sampling_ratio, aligned=aligned, max_sampling_ratio=max_sampling_ratio,
-                       implementation=implementation)
-    pick = (lvl == level)[:, None, None, None]
-    out = jnp.where(pick, pooled, 0) if out is None else jnp.where(pick, pooled, out)
+  if levels != tuple(range(levels[0], levels[0] + len(levels))):
+    raise UserError(f'multilevel_roi_align levels must be consecutive and increasing; got {levels}.')
+  features = [jnp.asarray(f) for f in features]
+  oh, ow = check_roi_inputs(features[0], boxes, box_batch_index, output_size)
+  bsz, chans = features[0].shape[0], features[0].shape[-1]
+  for f in features:
+    if jnp.ndim(f) != 4 or (f.shape[0], f.shape[-1]) != (bsz, chans):
+      raise UserError(f'multilevel_roi_align maps must all be [{bsz}, H, W, {chans}]; got '
+                      f'{[tuple(f.shape) for f in features]}: pass the same batch and channels at every level.')
+  boxes = jnp.asarray(boxes)
+  lvl = fpn_levels(boxes, levels[0], levels[-1], canonical_size, canonical_level)
+  pos = lvl - levels[0]
+  rows = [bsz * f.shape[1] * f.shape[2] for f in features]
+  scale = jnp.asarray([2.0**-l for l in levels], jnp.float32)[pos]
+  height = jnp.asarray([f.shape[1] for f in features], jnp.int32)[pos]
+  width = jnp.asarray([f.shape[2] for f in features], jnp.int32)[pos]
+  offset = jnp.asarray(np.cumsum([0] + rows[:-1]), jnp.int32)[pos]
+  max_grid = _max_grid(boxes, scale, (oh, ow), sampling_ratio, aligned, max_sampling_ratio)
+  if boxes.shape[0] == 0:
+    return jnp.zeros((0, oh, ow, chans), features[0].dtype), lvl
+  sampling = roi_sampling(jax.lax.stop_gradient(boxes), box_batch_index, scale, height, width, offset, (oh, ow),
+                          sampling_ratio, aligned, max_grid)
+  flat = jnp.concatenate([f.reshape(-1, chans) for f in features])
+  if deterministic_scatter is None:
+    deterministic_scatter = jax.default_backend() in ('gpu', 'cuda', 'rocm')
+  use_pallas, interpret = dispatch.resolve_implementation(implementation)
+  if use_pallas:
+    from vision_jax.ops.pallas import roi_align_kernel  # pylint: disable=g-import-not-at-top
+    out = roi_align_kernel.roi_align_sampled_pallas(flat, sampling, (oh, ow), max_grid,
+                                                     bool(deterministic_scatter), interpret=interpret)
+  else:
+    out = _gather_sampled_jit(flat, sampling, (oh, ow), max_grid, bool(deterministic_scatter))
   return out, lvl
+
+
+_gather_sampled_jit = jax.jit(gather_sampled, static_argnums=(2, 3, 4))
+

@@ -1,12 +1,14 @@
 """Pallas kernel for the RoIAlign forward pass (the computation of `ops.roi_align` with torchvision's rules).
 
-One program per RoI. The RoI's geometry (start, bin size, sampling grid, batch offset, 1 / count) is
-computed outside and read as 8 scalars; the program walks its h x w bins and each bin's grid_y x grid_x
-sample points, loads the 4 neighbouring C-vectors of each sample straight from the feature map and
-accumulates them in registers, then writes one C-vector per bin. Nothing of size K x samples x C is
-materialized (the jnp reference gathers all taps at once), and the adaptive grid needs no static bound
-because loop trip counts are dynamic. The backward pass is the reference's deterministic scatter.
-Tested on CPU in interpret mode only; GPU/TPU lowering is untested in this repository.
+One program per RoI. The RoI's sampling (start, bin size, sampling grid, its map's height, width and first
+flat row, 1 / count) is computed outside and read as 10 scalars; the program walks its h x w bins and each
+bin's grid_y x grid_x sample points, loads the 4 neighbouring C-vectors of each sample straight from the flat
+feature matrix and accumulates them in registers, then writes one C-vector per bin. Nothing of size
+K x samples x C is materialized (the jnp reference gathers all taps at once), and the adaptive grid needs no
+static bound because loop trip counts are dynamic. Because each RoI carries its own map, the same kernel
+pools an FPN pyramid whose levels are stacked in one matrix (`ops.multilevel_roi_align`). The backward pass
+is the reference's deterministic scatter. Tested on CPU in interpret mode; `python -m
+vision_jax.tools.accel_check` checks it on an accelerator.
 """
 
 import functools
@@ -15,17 +17,23 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
+from vision_jax.ops.roi_align import Sampling
 from vision_jax.ops.roi_align import bilinear_taps
-from vision_jax.ops.roi_align import reference_roi_align
-from vision_jax.ops.roi_align import roi_geometry
+from vision_jax.ops.roi_align import gather_sampled
+from vision_jax.ops.roi_align import roi_sampling
+from vision_jax.ops.roi_align import true_divide
+
+_NUM_SCALARS = 10
 
 
-def _kernel(roi_ref, feat_ref, out_ref, *, out_w, num_bins, hgt, wid):
+def _kernel(roi_ref, feat_ref, out_ref, *, out_w, num_bins):
   sy, sx, by, bx = roi_ref[0, 0], roi_ref[0, 1], roi_ref[0, 2], roi_ref[0, 3]
   gy = roi_ref[0, 4].astype(jnp.int32)
   gx = roi_ref[0, 5].astype(jnp.int32)
-  base = roi_ref[0, 6].astype(jnp.int32)
-  inv_count = roi_ref[0, 7]
+  hgt = roi_ref[0, 6].astype(jnp.int32)
+  wid = roi_ref[0, 7].astype(jnp.int32)
+  base = roi_ref[0, 8].astype(jnp.int32)
+  inv_count = roi_ref[0, 9]
   chans = feat_ref.shape[1]
 
   def load(y, x):
@@ -54,63 +62,68 @@ def _kernel(roi_ref, feat_ref, out_ref, *, out_w, num_bins, hgt, wid):
   jax.lax.fori_loop(0, num_bins, do_bin, 0)
 
 
-def _forward(features, boxes, box_batch_index, output_size, spatial_scale, sampling_ratio, aligned,
-             max_grid, interpret):
-  bsz, hgt, wid, chans = features.shape
+def _forward(flat_features, sampling, output_size, interpret):
+  rows, chans = flat_features.shape
   oh, ow = output_size
-  k = boxes.shape[0]
-  sy, sx, by, bx, gy, gx = roi_geometry(boxes, spatial_scale, output_size, sampling_ratio, aligned)
-  if max_grid is not None:
-    gy, gx = jnp.minimum(gy, max_grid[0]), jnp.minimum(gx, max_grid[1])
-  count = jnp.maximum(gy * gx, 1).astype(jnp.float32)
-  base = box_batch_index.astype(jnp.float32) * (hgt * wid)
-  rois = jnp.stack([sy, sx, by, bx, gy.astype(jnp.float32), gx.astype(jnp.float32), base, 1.0 / count], -1)
-  kernel = functools.partial(_kernel, out_w=ow, num_bins=oh * ow, hgt=hgt, wid=wid)
+  s = sampling
+  k = s.base.shape[0]
+  count = jnp.maximum(s.grid_y * s.grid_x, 1).astype(jnp.float32)
+  ints = [s.grid_y, s.grid_x, s.height, s.width, s.base]
+  rois = jnp.stack([s.start_y, s.start_x, s.bin_y, s.bin_x, *(v.astype(jnp.float32) for v in ints),
+                    true_divide(1.0, count)], -1)
+  kernel = functools.partial(_kernel, out_w=ow, num_bins=oh * ow)
   out = pl.pallas_call(
       kernel,
       grid=(k,),
-      in_specs=[pl.BlockSpec((1, 8), lambda i: (i, 0)),
-                pl.BlockSpec((bsz * hgt * wid, chans), lambda i: (0, 0))],
+      in_specs=[pl.BlockSpec((1, _NUM_SCALARS), lambda i: (i, 0)),
+                pl.BlockSpec((rows, chans), lambda i: (0, 0))],
       out_specs=pl.BlockSpec((1, oh * ow, chans), lambda i: (i, 0, 0)),
-      out_shape=jax.ShapeDtypeStruct((k, oh * ow, chans), features.dtype),
+      out_shape=jax.ShapeDtypeStruct((k, oh * ow, chans), flat_features.dtype),
       interpret=interpret,
-  )(rois, features.reshape(bsz * hgt * wid, chans))
+  )(rois, flat_features)
   return out.reshape(k, oh, ow, chans)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5, 6, 7, 8, 9))
-def _roi_align_pallas(features, boxes, box_batch_index, output_size, spatial_scale, sampling_ratio,
-                      aligned, max_grid, sorted_grads, interpret):
-  del sorted_grads
-  return _forward(features, boxes, box_batch_index, output_size, spatial_scale, sampling_ratio, aligned,
-                  max_grid, interpret)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
+def _roi_align_pallas(flat_features, sampling, output_size, max_grid, sorted_grads, interpret):
+  del max_grid, sorted_grads
+  return _forward(flat_features, sampling, output_size, interpret)
 
 
-def _fwd(features, boxes, box_batch_index, output_size, spatial_scale, sampling_ratio, aligned, max_grid,
-         sorted_grads, interpret):
-  out = _roi_align_pallas(features, boxes, box_batch_index, output_size, spatial_scale, sampling_ratio,
-                          aligned, max_grid, sorted_grads, interpret)
-  return out, (features, boxes, box_batch_index)
+def _fwd(flat_features, sampling, output_size, max_grid, sorted_grads, interpret):
+  out = _roi_align_pallas(flat_features, sampling, output_size, max_grid, sorted_grads, interpret)
+  return out, (flat_features, sampling)
 
 
-def _bwd(output_size, spatial_scale, sampling_ratio, aligned, max_grid, sorted_grads, interpret, res, g):
+def _bwd(output_size, max_grid, sorted_grads, interpret, res, g):
   del interpret
-  features, boxes, box_batch_index = res
-  _, vjp = jax.vjp(lambda f: reference_roi_align(
-      f, boxes, box_batch_index, output_size, spatial_scale, sampling_ratio, aligned, max_grid,
-      sorted_grads), features)
+  flat_features, sampling = res
+  _, vjp = jax.vjp(lambda f: gather_sampled(f, sampling, output_size, max_grid, sorted_grads), flat_features)
   (df,) = vjp(g)
-  return df, jnp.zeros_like(boxes), None
+  return df, jax.tree.map(lambda _: None, sampling)
 
 
 _roi_align_pallas.defvjp(_fwd, _bwd)
+
+
+def roi_align_sampled_pallas(flat_features: jax.Array, sampling: Sampling, output_size: tuple[int, int],
+                             max_grid: tuple[int, int], sorted_grads: bool, interpret: bool = False) -> jax.Array:
+  """RoIAlign of `flat_features [rows, C]` at `sampling` (see `ops.roi_align.Sampling`) -> `[K, h, w, C]`.
+
+  `max_grid` bounds the grids of the backward pass (the reference's gather plan); the forward loops are
+  dynamic.
+  """
+  return _roi_align_pallas(flat_features, sampling, output_size, max_grid, sorted_grads, interpret)
 
 
 def roi_align_pallas(features: jax.Array, boxes: jax.Array, box_batch_index: jax.Array,
                      output_size: tuple[int, int], spatial_scale: float, sampling_ratio: int, aligned: bool,
                      max_grid: tuple[int, int], sorted_grads: bool, interpret: bool = False) -> jax.Array:
   """RoIAlign `[B, H, W, C]`, `[K, 4]`, `[K]` -> `[K, h, w, C]` with the Pallas kernel (see `ops.roi_align`)."""
+  bsz, hgt, wid, chans = features.shape
   if boxes.shape[0] == 0:
-    return jnp.zeros((0, *output_size, features.shape[-1]), features.dtype)
-  return _roi_align_pallas(features, boxes, box_batch_index, output_size, spatial_scale, sampling_ratio,
-                           aligned, max_grid, sorted_grads, interpret)
+    return jnp.zeros((0, *output_size, chans), features.dtype)
+  sampling = roi_sampling(jax.lax.stop_gradient(boxes), box_batch_index, spatial_scale, hgt, wid, 0, output_size,
+                          sampling_ratio, aligned, max_grid)
+  return roi_align_sampled_pallas(features.reshape(bsz * hgt * wid, chans), sampling, output_size, max_grid,
+                                  sorted_grads, interpret)

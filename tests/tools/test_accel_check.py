@@ -1,0 +1,37 @@
+"""`python -m vision_jax.tools.accel_check --quick` end to end on CPU: the table rows and the JSON it writes."""
+
+import json
+import subprocess
+import sys
+
+ROWS = [('check', 'nms indices'), ('check', 'batched_nms indices'), ('check', 'roi_align forward'),
+        ('check', 'roi_align backward'), ('check', 'fpn roi_align forward'), ('check', 'fpn roi_align backward'),
+        ('ops', 'nms'), ('ops', 'roi_align fwd+bwd'), ('train', 'train step'), ('train', 'compile')]
+
+
+def test_quick_run_prints_table_and_writes_json(tmp_path):
+  path = tmp_path / 'accel.json'
+  proc = subprocess.run([sys.executable, '-m', 'vision_jax.tools.accel_check', '--quick', f'--json={path}'],
+                        capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path)
+  assert proc.returncode == 0, proc.stdout + proc.stderr
+  result = json.loads(path.read_text())
+  assert set(result) == {'environment', 'rows', 'ok'} and result['ok'] is True
+  env = result['environment']
+  assert env['backend'] == 'cpu' and env['quick'] is True and env['interpret_mode'] is True
+  rows = result['rows']
+  assert all(set(r) == {'section', 'name', 'implementation', 'size', 'value', 'unit', 'status'} for r in rows)
+  assert {(r['section'], r['name']) for r in rows} == set(ROWS)
+  checks = [r for r in rows if r['section'] == 'check']
+  assert all(r['status'] == 'ok' for r in checks)
+  assert all(r['value'] == 0 for r in checks if r['name'].endswith('indices'))  # identical kept indices
+  assert all(0 <= r['value'] <= 1e-4 for r in checks if not r['name'].endswith('indices'))
+  timed = [r for r in rows if r['section'] != 'check' and r['status'] == 'ok']
+  # Kernel (interpret) and jnp reference for both ops, and our train step: positive figures.
+  assert {(r['name'], r['implementation']) for r in timed} >= {
+      ('nms', 'pallas (interpret)'), ('nms', 'jnp reference'), ('roi_align fwd+bwd', 'pallas (interpret)'),
+      ('roi_align fwd+bwd', 'jnp reference'), ('train step', 'vision_jax (jit)')}
+  assert all(r['value'] > 0 for r in timed)
+  for r in rows:  # every row is in the printed table, with its status
+    assert any(r['name'] in line and r['implementation'] in line and r['status'] in line
+               for line in proc.stdout.splitlines()), r
+  assert 'all checks passed' in proc.stdout

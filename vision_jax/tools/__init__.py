@@ -1,0 +1,1 @@
+"""Command-line tools that are not training runs: `python -m vision_jax.tools.accel_check`."""
