@@ -24,7 +24,7 @@ import numpy as np
 from vision_jax.data import datasets
 from vision_jax.errors import ConfigError
 from vision_jax.train_lib import callbacks as callbacks_lib
-from vision_jax.train_lib import parallel, setup as setup_lib, writers
+from vision_jax.train_lib import parallel, run_lock, setup as setup_lib, writers
 from vision_jax.train_lib.preemption import StopRequests
 from vision_jax.train_lib.progress import Progress
 
@@ -37,6 +37,12 @@ def _eval_line(step: int, epoch: float, metrics: dict[str, Any], seconds: float)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Trains `config` in `workdir` (see `_train_and_evaluate`), refusing a workdir another live run is using."""
+  with run_lock.held(workdir, enabled=jax.process_index() == 0):
+    return _train_and_evaluate(config, workdir)
+
+
+def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Trains `config` in `workdir`, resuming from its newest checkpoint, and returns the run summary.
 
   Writes checkpoints/, best/, metrics.csv, tensorboard/, curves.png, summary.json and the task's reports. A run
@@ -128,6 +134,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         save_now = step % ckpt_every == 0 or is_last or stopping
         if step % cfg.log_every_steps == 0 or save_now or step % eval_every == 0:
           fetched = setup_lib.fetch_finite(pending, step, workdir)
+          setup_lib.check_state_finite(state, step, workdir)  # before any save: a NaN update is never kept
           seconds = time.time() - t_log
           elapsed["train_seconds"] += seconds
           elapsed["examples"] += examples_since_log

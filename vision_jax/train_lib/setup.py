@@ -9,6 +9,7 @@ import math
 from typing import Any, Mapping
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
@@ -271,6 +272,22 @@ def fetch_finite(pending: list[Any], step: int, workdir: str) -> list[dict[str, 
         f"the training loss became non-finite by step {step}; the last good checkpoint in {workdir} is kept: lower "
         "optimizer.learning_rate or set optimizer.grad_clip_norm, then rerun")
   return fetched
+
+
+@jax.jit
+def _state_is_finite(state: TrainState) -> jax.Array:
+  leaves = [x for x in jax.tree.leaves((state.params, state.batch_stats, state.opt_state, state.extras))
+            if jnp.issubdtype(x.dtype, jnp.inexact)]
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves])) if leaves else jnp.bool_(True)
+
+
+def check_state_finite(state: TrainState, step: int, workdir: str) -> None:
+  """Raises TrainingDivergedError when any parameter, statistic or optimizer moment is not finite (an update
+  can overflow while the loss that produced it was still finite), so such a state is never checkpointed."""
+  if not bool(_state_is_finite(state)):
+    raise TrainingDivergedError(
+        f"the train state became non-finite by step {step} (the loss was still finite); the last good checkpoint "
+        f"in {workdir} is kept: lower optimizer.learning_rate or set optimizer.grad_clip_norm, then rerun")
 
 
 def scalar_means(fetched: list[Mapping[str, Any]]) -> dict[str, float]:
