@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from vision_jax.data.features import DatasetSpec
-from vision_jax.data import datasets, pipeline
+from vision_jax.data import host_resize, pipeline
 from vision_jax.errors import ConfigError
 
 
@@ -83,9 +83,9 @@ def test_batch_not_divisible_by_processes_is_a_config_error():
 def test_host_resize_and_center_crop():
   image = np.arange(20 * 30 * 3, dtype=np.uint8).reshape(20, 30, 3)
   # Shorter side already equals the target: no resampling, only the central 20x20 window.
-  np.testing.assert_array_equal(pipeline.resize_and_center_crop(image, 20, crop_fraction=1.0), image[:, 5:25])
+  np.testing.assert_array_equal(host_resize.resize_and_center_crop(image, 20, crop_fraction=1.0), image[:, 5:25])
   gray = np.full((50, 40, 1), 7, np.uint8)
-  out = pipeline.resize_and_center_crop(gray, 16)
+  out = host_resize.resize_and_center_crop(gray, 16)
   assert out.shape == (16, 16, 1) and (out == 7).all()
 
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from vision_jax.data import datasets, pipeline, sources, synthetic
+from vision_jax.data import datasets, pipeline, sources
 
 
 def test_cached_embedded_digits_give_identical_train_and_eval_batches(data_dir):

@@ -29,7 +29,6 @@ import numpy as np
 
 from vision_jax.data import host_resize, samplers, sources
 from vision_jax.data.features import DatasetSpec, typed_features
-from vision_jax.data.host_resize import resize_and_center_crop  # noqa: F401  (evaluation.ensemble's import path)
 from vision_jax.errors import ConfigError
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from vision_jax import plots
-from vision_jax.data import pipeline
+from vision_jax.data import host_resize
 from vision_jax.errors import ConfigError, UserError
 from vision_jax.evaluation import classification as cls_metrics
 from vision_jax.evaluation import tta
@@ -135,7 +135,7 @@ def _stored_images(s: Any, indices: np.ndarray) -> np.ndarray:
   """Eval-split images at `indices` as the pipeline feeds them (host resize included), [M, H, W, C]."""
   images = [np.asarray(s.eval_source[int(i)][s.eval_spec.image_key]) for i in indices]
   if s.config.input.image_size:
-    images = [pipeline.resize_and_center_crop(image, s.config.input.image_size) for image in images]
+    images = [host_resize.resize_and_center_crop(image, s.config.input.image_size) for image in images]
   images = np.stack(images)
   return images[..., None] if images.ndim == 3 else images
 
