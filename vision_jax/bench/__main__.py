@@ -20,7 +20,7 @@ from typing import Any
 
 from absl import app, flags
 
-from vision_jax.bench import peer_keras, peer_torch
+from vision_jax.bench import families, peer_keras, peer_torch
 
 # name -> (batch, resolution, channels, timed steps)
 DEFAULT_SUITE = {"lenet5_relu": (256, 28, 1, 30), "simple_cnn": (128, 32, 3, 10),
@@ -35,6 +35,7 @@ _PEERS = flags.DEFINE_list("peers", ["torch", "keras"], "peer frameworks to run 
 _UNTUNED = flags.DEFINE_bool("compare_untuned", False, "also run ours without vision_jax.backends.cpu.rewrites fixes")
 _PIPELINE = flags.DEFINE_bool("pipeline", True, "measure the input pipeline on the embedded digits")
 _OPS = flags.DEFINE_bool("ops", True, "time NMS and RoIAlign (vision_jax.bench.ops)")
+_FAMILIES = flags.DEFINE_list("families", None, "task-family rows (vision_jax.bench.families; default: all)")
 _JSON = flags.DEFINE_string("json", "bench_results.json", "where to write all figures")
 
 
@@ -64,6 +65,29 @@ def _peer_frameworks(model: str) -> list[str]:
 
 def _fmt(value: Any, digits: int = 1) -> str:
   return f"{value:,.{digits}f}" if isinstance(value, (int, float)) else "-"
+
+
+def _family_rows(names: list[str], steps: int) -> list[dict[str, Any]]:
+  """Times each task family (ours, then torch when installed) and prints their table."""
+  rows, results = [], []
+  for family in names:
+    runs = {"ours": _run_worker("family", family=family, peer="ours", steps=steps)}
+    if "torch" in _PEERS.value and _installed("torch"):
+      runs["torch"] = _run_worker("family", family=family, peer="torch", steps=steps)
+    results.append({"family": family, "runs": runs})
+    ours = runs["ours"].get("train_per_sec")
+    for name, run in runs.items():
+      rate = run.get("train_per_sec")
+      ratio = ours / rate if ours and rate and name != "ours" else None
+      rows.append((family, run.get("what", ""), name, run.get("unit", ""), _fmt(rate), _fmt(run.get("eval_per_sec")),
+                   _fmt(run.get("compile_sec")), _fmt(ratio, 2) if ratio else ("" if name == "ours" else "-"),
+                   run.get("error", run.get("note", ""))))
+  header = ("family", "what", "framework", "unit", "train /s", "eval /s", "compile s", "ours/peer", "note")
+  widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+  print("\ntask families (python -m vision_jax.bench --families=...):")
+  for row in [header] + rows:
+    print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
+  return results
 
 
 def main(argv: list[str]) -> None:
@@ -107,6 +131,9 @@ def main(argv: list[str]) -> None:
                           capture_output=True, text=True, check=False)
     results["ops"] = proc.stdout
     print("\ndetection ops (python -m vision_jax.bench.ops):\n" + proc.stdout.rstrip())
+  family_names = list(families.FAMILIES) if _FAMILIES.value is None else _FAMILIES.value
+  if family_names:
+    results["families"] = _family_rows(family_names, _STEPS.value)
   with open(_JSON.value, "w") as f:
     json.dump(results, f, indent=1)
   print(f"\nwrote {os.path.abspath(_JSON.value)}")

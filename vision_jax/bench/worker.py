@@ -12,9 +12,11 @@ import sys
 
 def main(argv: list[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__)
-  parser.add_argument("--framework", choices=("ours", "torch", "keras", "pipeline", "scenes_pipeline"), required=True)
+  parser.add_argument("--framework", choices=("ours", "torch", "keras", "pipeline", "scenes_pipeline", "family"), required=True)
   parser.add_argument("--model", default="")
-  parser.add_argument("--batch", type=int, required=True)
+  parser.add_argument("--family", default="", help="with --framework=family: a key of bench.families.FAMILIES")
+  parser.add_argument("--peer", default="ours", help="with --framework=family: ours | torch")
+  parser.add_argument("--batch", type=int, default=0)
   parser.add_argument("--resolution", type=int, default=32)
   parser.add_argument("--channels", type=int, default=3)
   parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
@@ -24,7 +26,10 @@ def main(argv: list[str] | None = None) -> None:
   args = parser.parse_args(argv)
   shape = dict(model=args.model, batch=args.batch, resolution=args.resolution, channels=args.channels,
                dtype=args.dtype, steps=args.steps, warmup=args.warmup)
-  if args.framework == "ours":
+  if args.framework == "family":
+    from vision_jax.bench import families  # pylint: disable=g-import-not-at-top
+    result = families.measure(args.family, args.peer, args.steps)
+  elif args.framework == "ours":
     from vision_jax.bench import ours  # pylint: disable=g-import-not-at-top
     result = ours.bench_model(tuned=not args.no_tuning, **shape)
   elif args.framework == "pipeline":

@@ -1,0 +1,38 @@
+"""Benchmark rows of the task families: each family times its train step (and eval) beside a PyTorch peer of the
+same architecture, every measurement in a fresh process (`vision_jax.bench.worker --framework=family`).
+
+A family adds a module `vision_jax/bench/<family>.py` and one line to `FAMILIES` below. The module defines
+
+    measure(framework: str, steps: int) -> dict
+
+for framework "ours" or "torch" (torch imported inside the function), returning at least
+    "what":           the model and input, e.g. "unet_same b8 96x96x1 11 classes",
+    "unit":           what one example is ("images", "pairs", ...),
+    "train_per_sec":  examples per second of the full train step (forward, backward, update; median of `steps`),
+and optionally "eval_per_sec", "compile_sec" and "note".
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# family name -> module defining `measure`
+FAMILIES: dict[str, str] = {
+}
+
+
+def measure(family: str, framework: str, steps: int) -> dict[str, Any]:
+  """Runs one family's measurement in this process (the worker calls it).
+
+  Args:
+    family: a key of `FAMILIES`.
+    framework: "ours" or "torch".
+    steps: timed steps (the family's default when 0).
+
+  Returns:
+    The family module's figures.
+  """
+  if family not in FAMILIES:
+    raise ValueError(f"unknown bench family {family!r}; known: {', '.join(sorted(FAMILIES))}")
+  return importlib.import_module(FAMILIES[family]).measure(framework, steps)
