@@ -3,7 +3,12 @@
 `vision_jax.main` turns a `UserError` into a single line on stderr and a non-zero exit status, with no
 traceback. Library code raises it (or a subclass) for bad input: unknown names, bad config values, wrong
 image shapes, invalid boxes, mismatched checkpoints. The message names the problem and the fix.
+`os_error_line` does the same for OS errors of the user's environment (permissions, full or read-only disks).
 """
+
+import errno
+import os
+import re
 
 
 class UserError(Exception):
@@ -24,3 +29,33 @@ class CheckpointError(UserError):
 
 class TrainingDivergedError(UserError):
   """The loss became NaN or infinite."""
+
+
+# OSError numbers that a user's environment causes and can fix: permissions, read-only or full disks, bad paths.
+_FIXES = {
+    errno.EACCES: "make it writable (or readable), or use another path",
+    errno.EPERM: "make it writable (or readable), or use another path",
+    errno.EROFS: "the file system is read-only; use a writable --workdir",
+    errno.ENOSPC: "the disk is full; free space and rerun the same command (the previous checkpoint is kept)",
+    errno.EDQUOT: "the disk quota is used up; free space and rerun the same command (the previous checkpoint is kept)",
+    errno.ENOENT: "check the path",
+    errno.ENOTDIR: "a directory was expected there; check the path",
+    errno.EISDIR: "a file was expected there; check the path",
+}
+
+
+def os_error_line(error: BaseException) -> str | None:
+  """One line naming the path, the problem and the fix for an OSError a user can fix (see `_FIXES`); else None.
+
+  Also recognises such errors that libraries re-raise as another type with the OS message in their text (e.g.
+  "No space left on device" from the checkpoint writer).
+  """
+  if isinstance(error, OSError) and error.errno in _FIXES:
+    where = f"{error.filename}: " if error.filename else ""
+    return f"{where}{error.strerror or os.strerror(error.errno)}; {_FIXES[error.errno]}"
+  text = str(error)
+  for number in (errno.ENOSPC, errno.EROFS, errno.EDQUOT):
+    if os.strerror(number) in text:
+      path = re.search(r'"(/[^"]+)"', text)
+      return f"{os.strerror(number)}{f' writing {path.group(1)}' if path else ''}; {_FIXES[number]}"
+  return None

@@ -1,18 +1,21 @@
 """Command-line entry point: `python -m vision_jax.main --config=configs/x.py[:args] --workdir=DIR`.
 
 Parses flags, starts multi-host JAX when asked, and calls the train loop, the evaluation or prediction.
-Mistakes a user can fix (`vision_jax.errors.UserError`) end the run with one line on stderr and exit code 2.
+Mistakes a user can fix (`vision_jax.errors.UserError`), OS errors of the user's environment (permissions, full
+or read-only disks: `errors.os_error_line`) and a Ctrl-C outside the steps end the run with one `error:` line on
+stderr and exit code 2.
 """
 
 from __future__ import annotations
 
+import logging as std_logging
 import os
 import sys
 
 from absl import app, flags, logging
 
 from vision_jax import config_loading
-from vision_jax.errors import UserError
+from vision_jax.errors import UserError, os_error_line
 
 _CONFIG = flags.DEFINE_string(
     "config", None, "Experiment config file, optionally with ':key=value,...' arguments "
@@ -88,19 +91,37 @@ def _load_config(spec: str):
   return config
 
 
+def _not_orbax_errors(record: std_logging.LogRecord) -> bool:
+  return not (record.levelno >= std_logging.ERROR and f"{os.sep}orbax{os.sep}" in record.pathname)
+
+
 def main(argv) -> None:
   """absl main: runs the chosen mode; a UserError becomes one line on stderr and exit status 2."""
   logging.set_verbosity(logging.WARNING)  # orbax and TFDS are chatty at INFO
-  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
-  tfds.disable_progress_bar()
+  # orbax logs the traceback of a failed background write (e.g. a full disk) before re-raising it in the main
+  # thread, where it becomes one `error:` line (or a traceback, if it is not the user's to fix)
+  logging.get_absl_logger().addFilter(_not_orbax_errors)
   try:
+    import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+    tfds.disable_progress_bar()
     _run(argv)
   except UserError as e:
     sys.stderr.write(f"error: {e}\n")
     sys.exit(2)
-  except KeyboardInterrupt:  # the second Ctrl-C (the first one saves and stops between steps)
-    sys.stderr.write("error: interrupted twice; stopped without saving (the previous checkpoint is kept)\n")
-    sys.exit(130)
+  except KeyboardInterrupt:  # Ctrl-C outside the steps (start-up, wrap-up) or a second one (the first saves)
+    sys.stderr.write("error: interrupted; stopped without saving (the previous checkpoint, if any, is kept): rerun "
+                     "the same command to resume\n")
+    sys.exit(2)
+  except Exception as e:  # pylint: disable=broad-except
+    line = os_error_line(e)
+    if line is None:
+      raise
+    sys.stderr.write(f"error: {line}\n")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # A failed background write (full disk) leaves the storage library's callbacks pending; at a normal exit
+    # they print tracebacks of its closed event loop after this line. Nothing is left to save: leave now.
+    os._exit(2)  # pylint: disable=protected-access
 
 
 _OVERRIDES: list[tuple[str, str]] = []

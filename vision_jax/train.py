@@ -54,6 +54,14 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
   """
   # 1. Setup.
   s = setup_lib.setup(config, workdir)
+  try:
+    return _resume_and_train(config, workdir, s)
+  finally:
+    s.checkpointer.close()  # every exit path waits for the checkpoint still being written
+
+
+def _resume_and_train(config: ml_collections.ConfigDict, workdir: str, s: setup_lib.Setup) -> dict[str, Any]:
+  """Sections 2-5 of `_train_and_evaluate` on its setup `s`."""
   cfg, task = config, s.task
   is_chief = jax.process_index() == 0
   per_epoch = s.steps_per_epoch
@@ -64,20 +72,20 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
 
   # 2. Resume. `elapsed` accumulates over every part of a resumed run.
   elapsed = {"wall_time_sec": 0.0, "train_seconds": 0.0, "examples": 0, "first_step_sec": 0.0}
-  restored = s.checkpointer.restore_latest(s.abstract_state)
-  data_state, finished_as = None, None
+  restored = s.checkpointer.restore_latest(s.abstract_state, required_meta=("data",))
+  data_state, finished_as, first_loss = None, None, None
   if restored is None:
     state = s.init_state()
   else:
     state, meta = restored
     data_state = meta["data"]
+    first_loss = meta.get("first_loss")
     elapsed.update(meta.get("elapsed", {}))
     finished_as = meta.get("finished") if meta.get("finished") == "early_stopping" else None
     for name, callback in callbacks.items():
       callback.tracker.load(meta.get("callbacks", {}).get(name, {}))
   start_step = int(state.step)
   if start_step > s.total_steps:
-    s.checkpointer.close()
     raise ConfigError(f"the checkpoint in {workdir} is at step {start_step}, past this config's {s.total_steps} "
                       "steps; raise num_train_steps / num_epochs to continue it, or use a new --workdir")
   if start_step == s.total_steps and not finished_as:
@@ -85,7 +93,6 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
   if finished_as:
     existing = writers.read_summary(workdir)
     if existing is not None:
-      s.checkpointer.close()
       if is_chief:
         print(f"{workdir} holds a finished run (step {start_step}, {finished_as}); its results are kept. "
               "Evaluate it with --mode=eval, or train again in a new --workdir", flush=True)
@@ -94,6 +101,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
   # 3. Compiled steps.
   replicated = parallel.replicated(s.mesh)
   train_step, eval_step = setup_lib.compile_train_step(s), setup_lib.compile_eval_step(s)
+  if not finished_as:  # a metric that evaluations will not report fails now, not at the first evaluation
+    setup_lib.check_monitored_metrics(s, [s.checkpointer.best_metric] + [c.tracker.metric for c in callbacks.values()])
 
   # 4. Loop.
   batches, global_batches = setup_lib.train_batches(s, data_state)
@@ -112,7 +121,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
 
   def meta_now(finished: str | None = None):
     now = dict(elapsed, wall_time_sec=wall_before + time.time() - t_start)
-    meta = {"data": batches.get_state(), "step": int(state.step), "elapsed": now,
+    meta = {"data": batches.get_state(), "step": int(state.step), "elapsed": now, "first_loss": first_loss,
             "callbacks": {n: c.tracker.state() for n, c in callbacks.items()}}
     return dict(meta, finished=finished) if finished else meta
 
@@ -134,6 +143,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
         save_now = step % ckpt_every == 0 or is_last or stopping
         if step % cfg.log_every_steps == 0 or save_now or step % eval_every == 0:
           fetched = setup_lib.fetch_finite(pending, step, workdir)
+          first_loss = setup_lib.check_not_diverging(fetched, first_loss, step, workdir)
           setup_lib.check_state_finite(state, step, workdir)  # before any save: a NaN update is never kept
           seconds = time.time() - t_log
           elapsed["train_seconds"] += seconds

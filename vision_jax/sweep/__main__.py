@@ -2,14 +2,13 @@
 
 Flags: --config, --workdir, --search=grid|random|tpe, --trials, --space (repeat), --metric, --mode=max|min,
 --seed, --grid_points, --runner=subprocess|inprocess, --retry_failed, and `--config.a.b=value` overrides fixed
-for every trial. Mistakes print one `error:` line and exit with status 2; Ctrl-C or SIGTERM stops after saving
-the running trial's checkpoint, and the same command resumes.
+for every trial. Mistakes print one `error:` line and exit with status 2; Ctrl-C (exit 130) or SIGTERM stops
+after the running trial saved its checkpoint (a second Ctrl-C stops at once), and the same command resumes.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import sys
 
 from absl import app, flags, logging
@@ -46,22 +45,16 @@ def _run(argv) -> None:
   name = os.path.splitext(os.path.basename(config_loading.split_path_and_arg(_CONFIG.value)[0]))[0]
   workdir = _WORKDIR.value or os.path.join("runs", f"sweep_{name}")
   runner = trials.SubprocessRunner() if _RUNNER.value == "subprocess" else trials.InProcessRunner()
-  stop = []
-
-  def on_sigterm(signum, frame):
-    del signum, frame
-    stop.append(True)
-    if isinstance(runner, trials.SubprocessRunner):
-      runner.interrupt()
-
-  signal.signal(signal.SIGTERM, on_sigterm)
+  stop = trials.stop_on_signals(runner)
   rows = search.run_sweep(spec, workdir, runner, _RETRY_FAILED.value, log=lambda line: print(line, flush=True),
                           should_stop=lambda: bool(stop))
   print(f"\n{len(rows)} trials of {spec.search} search, sorted by {spec.metric} ({spec.mode}):")
   print(results.format_table(rows, search.columns(spec)))
   print(f"table in {os.path.join(workdir, search.RESULTS_FILE)}")
   if stop:
-    print("stopped by SIGTERM: rerun the same command to resume")
+    print(f"stopped by {stop[0]}: the running trial saved a checkpoint; rerun the same command to resume")
+    if stop[0] == "SIGINT":
+      sys.exit(130)
 
 
 def main(argv) -> None:
@@ -73,7 +66,8 @@ def main(argv) -> None:
     sys.stderr.write(f"error: {e}\n")
     sys.exit(2)
   except KeyboardInterrupt:
-    sys.stderr.write("interrupted: rerun the same command to resume the sweep\n")
+    sys.stderr.write("interrupted twice: the running trial was stopped without saving (its previous checkpoint is "
+                     "kept); rerun the same command to resume the sweep\n")
     sys.exit(130)
 
 

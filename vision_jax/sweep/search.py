@@ -14,9 +14,9 @@ import dataclasses
 import json
 import os
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
-from vision_jax.train_lib import writers as metric_writers
+from vision_jax.train_lib import run_lock, writers as metric_writers
 from vision_jax.errors import ConfigError
 from vision_jax.sweep import results, space as space_lib, trials as trials_lib
 
@@ -141,7 +141,7 @@ def _check_definition(workdir: str, spec: SweepSpec) -> None:
 
 
 def _metric_value(summary: dict[str, Any] | None, metric: str) -> float | None:
-  if summary is None:
+  if not summary or not summary.get("final_eval"):
     return None
   final = summary.get("final_eval", {})
   if metric not in final:
@@ -199,7 +199,13 @@ def run_sweep(spec: SweepSpec, workdir: str, runner: trials_lib.Runner, retry_fa
   if clash:
     raise ConfigError(f"{', '.join(clash)} is both searched (--space) and fixed (--config.*); drop one")
   proposer = _Tpe(spec) if spec.search == "tpe" else _Planned(spec)
-  _check_definition(workdir, spec)
+  with run_lock.held(workdir):  # one live sweep per directory
+    _check_definition(workdir, spec)
+    return _run_trials(spec, workdir, runner, proposer, retry_failed, log, should_stop)
+
+
+def _run_trials(spec: SweepSpec, workdir: str, runner: trials_lib.Runner, proposer: Any, retry_failed: bool,
+                log: Callable[[str], None], should_stop: Callable[[], bool]) -> list[dict[str, Any]]:
   rows = []
   for index in range(proposer.count):
     directory = trials_lib.trial_dir(workdir, index)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from typing import Any, Sequence
 
 import jax
@@ -22,6 +23,7 @@ from PIL import Image, UnidentifiedImageError
 
 from vision_jax import plots
 from vision_jax.data import host_resize
+from vision_jax.data.formats import images as image_files
 from vision_jax.errors import ConfigError, UserError
 from vision_jax.evaluation import classification as cls_metrics
 from vision_jax.evaluation import tta
@@ -191,27 +193,33 @@ def eval_mode(members: Sequence[tuple[ml_collections.ConfigDict, str]], runner: 
 def read_image(path: str, image_shape: tuple[int, int, int]) -> np.ndarray:
   """Reads an image file as uint8 [H, W, C] in the dataset's stored shape.
 
-  Grayscale files give C=1, colour files C=3 (an alpha channel is dropped). Images of another size are
-  resized (bilinear) to the dataset's H x W.
+  Grayscale files give C=1, colour files C=3 (an alpha channel is dropped); 16-bit and float pixels are
+  converted as `data.formats.images.eight_bit` does. Images of another size are resized (bilinear) to the
+  dataset's H x W.
 
   Raises:
     UserError: unreadable file, or channels that differ from the model's.
   """
   height, width, channels = image_shape
   try:
-    with Image.open(path) as image:
+    with warnings.catch_warnings():
+      warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # check_pixel_count refuses them instead
+      image = Image.open(path)
+    with image:
+      image_files.check_pixel_count(image, path)
       image.load()
+      image = image_files.eight_bit(image, path)  # 16-bit and float pixels converted faithfully, or refused
       mode = image.mode
       if mode in ("RGBA", "P", "CMYK", "YCbCr"):
         image = image.convert("RGB")
-      elif mode in ("LA", "I", "I;16", "F", "1"):
+      elif mode in ("LA", "1"):
         image = image.convert("L")
       if image.size != (width, height):
         image = image.resize((width, height), Image.BILINEAR)
       array = np.asarray(image, dtype=np.uint8)
   except FileNotFoundError:
     raise UserError(f"cannot read {path}: no such file; pass existing PNG/JPEG files") from None
-  except (UnidentifiedImageError, OSError) as e:
+  except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
     raise UserError(f"cannot read {path} as an image ({type(e).__name__}); pass PNG or JPEG files") from None
   if array.ndim == 2:
     array = array[:, :, None]

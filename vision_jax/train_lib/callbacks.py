@@ -10,6 +10,8 @@ import dataclasses
 import math
 from typing import Any
 
+from vision_jax.errors import ConfigError
+
 
 @dataclasses.dataclass
 class PlateauTracker:
@@ -23,6 +25,9 @@ class PlateauTracker:
 
   def update(self, metrics: dict[str, Any]) -> bool:
     """Records one evaluation; returns True if it improved on the best so far."""
+    if self.metric not in metrics:
+      raise ConfigError(f"callback metric {self.metric!r} is not among the evaluation's metrics "
+                        f"({', '.join(sorted(metrics))}); pick one of them")
     value = float(metrics[self.metric])
     sign = 1.0 if self.mode == "max" else -1.0
     improved = math.isnan(self.best) or sign * (value - self.best) > self.min_delta

@@ -4,23 +4,34 @@ Layout under the workdir:
   checkpoints/<step>/{state,meta}   periodic and final saves, the newest `keep` are kept
   best/<step>/{state,meta}          the best evaluation so far by `best_metric`
 
-`meta` is JSON: the model identity (name, classes, parameter shapes), the input pipeline position and the
-metrics at save time. Orbax writes each step to a temporary directory and renames it when complete, so a
-killed save never shadows the previous checkpoint; a newest checkpoint that still fails to restore is skipped
-with a warning and the one before it is used.
+`meta` is JSON: the model identity (name, classes, parameter shapes), the input pipeline position, the
+metrics at save time, a SHA-256 of every state array (`state_sha256`) and of the meta itself (`meta_sha256`).
+Orbax writes each step to a temporary directory and renames it when complete, so a killed save never shadows
+the previous checkpoint. At restore the checksums are verified: a checkpoint that fails to read or to verify
+(flipped bits, garbage or incomplete meta) is moved to `<workdir>/corrupt/` with a warning and the newest
+intact one before it is used.
+
+Clean-up of old steps is orbax's, which deletes whole step directories (following a symlinked one with its
+parallel deleter). So before the managers are built and before every save, `checkpoints/` and `best/` are
+checked to hold only what we wrote: a symlink or a step-named directory without orbax's metadata is refused
+with one line (`CheckpointError`), never deleted.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
-from typing import Any
+import time
+from typing import Any, Sequence
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 
-from vision_jax.errors import CheckpointError
+from vision_jax.errors import CheckpointError, ConfigError
 from vision_jax.train_lib.state import STATE_FORMAT
 
 _ITEMS = ("state", "meta")
@@ -38,6 +49,57 @@ def run_identity(task: str, model_name: str, task_identity: dict[str, Any], para
   shapes = {jax.tree_util.keystr(path): list(np.shape(leaf))
             for path, leaf in jax.tree_util.tree_leaves_with_path(params)}
   return {"format": STATE_FORMAT, "task": task, "model": model_name, **task_identity, "param_shapes": shapes}
+
+
+def state_sha256(state: Any) -> dict[str, str]:
+  """SHA-256 of every leaf of a state (its dtype, shape and bytes), keyed by tree path.
+
+  Args:
+    state: a pytree of arrays (replicated jax arrays: one replica is read).
+  """
+  out = {}
+  for path, leaf in jax.tree_util.tree_leaves_with_path(state):
+    if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+      leaf = leaf.addressable_shards[0].data
+    array = np.ascontiguousarray(jax.device_get(leaf))
+    digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
+    digest.update(array.tobytes())
+    out[jax.tree_util.keystr(path)] = digest.hexdigest()
+  return out
+
+
+def meta_sha256(meta: dict[str, Any]) -> str:
+  """SHA-256 of a meta dict's canonical JSON, without its own `meta_sha256` entry."""
+  body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+  return hashlib.sha256(json.dumps(body, sort_keys=True, default=float).encode()).hexdigest()
+
+
+_ORBAX_MARK = "_CHECKPOINT_METADATA"  # written by orbax into a step directory it commits
+_COMMIT_MARK = "commit_success.txt"  # orbax's commit marker where it does not rename (and before the metadata)
+
+
+def _written_by_us(path: str) -> bool:
+  """A step directory our checkpointer made: orbax's marks, or our item directories (a save cut by a kill)."""
+  return (any(os.path.isfile(os.path.join(path, mark)) for mark in (_ORBAX_MARK, _COMMIT_MARK))
+          or any(os.path.isdir(os.path.join(path, item)) for item in _ITEMS))
+
+
+def check_own_entries(directory: str) -> None:
+  """Refuses a checkpoint directory holding entries that clean-up could wrongly delete.
+
+  Raises:
+    CheckpointError: an entry of `directory` is a symlink, or a step-named directory orbax did not write.
+  """
+  if not os.path.isdir(directory):
+    return
+  for name in sorted(os.listdir(directory)):
+    path = os.path.join(directory, name)
+    if os.path.islink(path):
+      raise CheckpointError(f"{path} is a symlink; checkpoint clean-up would delete what it points to: move it out "
+                            f"of {directory} (or use another --workdir)")
+    if name.isdigit() and not _written_by_us(path):
+      raise CheckpointError(f"{path} was not written by vision_jax (no checkpoint items) and clean-up would delete "
+                            f"it: move it out of {directory} (or use another --workdir)")
 
 
 def _manager(directory: str, keep: int, best_metric: str = "", best_mode: str = "max",
@@ -66,24 +128,35 @@ class Checkpointer:
   def __init__(self, workdir: str, identity: dict[str, Any], keep: int = 3, best_metric: str = "",
                best_mode: str = "max", async_save: bool = True):
     self.identity = identity
+    self.workdir = workdir
+    self._closed = False
+    self.is_chief = jax.process_index() == 0
+    for which in ("checkpoints", "best"):
+      check_own_entries(os.path.join(workdir, which))
     self.latest = _manager(os.path.join(workdir, "checkpoints"), keep, async_save=async_save)
     self.best_metric = best_metric
     self.best = (_manager(os.path.join(workdir, "best"), 1, best_metric, best_mode, async_save)
                  if best_metric else None)
 
   def _args(self, state, meta):
-    return ocp.args.Composite(state=ocp.args.StandardSave(state),
-                              meta=ocp.args.JsonSave({**meta, "identity": self.identity}))
+    meta = {**meta, "identity": self.identity, "state_sha256": state_sha256(state)}
+    meta["meta_sha256"] = meta_sha256(meta)
+    return ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
 
   def save(self, step: int, state: Any, meta: dict[str, Any]) -> None:
     """Saves a periodic checkpoint (no-op if this step is already saved)."""
     if step not in self.latest.all_steps():
+      check_own_entries(str(self.latest.directory))  # the save may delete the oldest step
       self.latest.save(step, args=self._args(state, meta), force=True)
 
   def save_best(self, step: int, state: Any, meta: dict[str, Any], metrics: dict[str, float]) -> None:
     """Offers the state to the keep-best manager, which keeps it if `metrics` beat the best so far."""
     if self.best is None or step in self.best.all_steps():
       return
+    if self.best_metric not in metrics:
+      raise ConfigError(f"checkpoint.best_metric={self.best_metric!r} is not among this task's evaluation metrics "
+                        f"({', '.join(sorted(k for k in metrics if np.ndim(metrics[k]) == 0))}); pick one or use auto")
+    check_own_entries(str(self.best.directory))
     self.best.save(step, args=self._args(state, meta), metrics={self.best_metric: float(metrics[self.best_metric])},
                    force=True)
 
@@ -106,13 +179,49 @@ class Checkpointer:
       raise CheckpointError(f"{directory} holds a checkpoint of {found.get('model')!r} whose parameter shapes "
                             f"differ from this config's ({'; '.join(diff[:4])}); use another --workdir")
 
-  def _restore(self, manager: ocp.CheckpointManager, abstract_state: Any):
-    for step in sorted(manager.all_steps(), reverse=True):
+  def _set_aside(self, manager: ocp.CheckpointManager, step: int, reason: str) -> None:
+    """Warns that checkpoint `step` is unusable and moves it to <workdir>/corrupt/ (kept, never deleted), so
+    that its step number is saved afresh by the resumed run."""
+    source = os.path.join(str(manager.directory), str(step))
+    logging.warning("checkpoint %s is corrupt (%s); trying the previous one", source, reason)
+    if self.is_chief:
+      name = f"{os.path.basename(str(manager.directory))}_{step}_{time.time():.0f}"
+      target = os.path.join(self.workdir, "corrupt", name)
       try:
-        meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-      except Exception as e:  # pylint: disable=broad-except
-        logging.warning("checkpoint %s/%d is unreadable (%s); trying the previous one", manager.directory, step,
-                        str(e).splitlines()[0] if str(e) else type(e).__name__)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.rename(source, target)
+        logging.warning("moved it to %s", target)
+      except OSError as e:  # a read-only workdir (e.g. --mode=eval): leave it where it is
+        logging.warning("could not move it aside (%s)", e)
+    if jax.process_count() > 1:  # every process must see the same steps before the next save
+      multihost_utils.sync_global_devices(f"set_aside_{step}")
+    manager.reload()
+
+  def _read_meta(self, manager: ocp.CheckpointManager, step: int, required: Sequence[str]) -> tuple[Any, str]:
+    """(meta, "") when checkpoint `step`'s meta reads and verifies, else (None, why not)."""
+    try:
+      meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    except Exception as e:  # pylint: disable=broad-except
+      return None, f"unreadable meta: {_first_line(e)}"
+    if not isinstance(meta, dict):
+      return None, "garbage meta"
+    identity = meta.get("identity")
+    if not isinstance(identity, dict) or identity.get("format") != self.identity["format"]:
+      return meta, ""  # another layout's checkpoint, intact or not: `_check_identity` refuses it in one line
+    if "meta_sha256" in meta and meta["meta_sha256"] != meta_sha256(meta):
+      return None, "meta checksum mismatch"
+    missing = [k for k in required if not isinstance(meta.get(k), dict)]
+    if missing:
+      return None, f"meta without {', '.join(missing)}"
+    if meta.get("step", step) != step:
+      return None, f"meta of step {meta.get('step')} in the directory of step {step}"
+    return meta, ""
+
+  def _restore(self, manager: ocp.CheckpointManager, abstract_state: Any, required: Sequence[str] = ()):
+    for step in sorted(manager.all_steps(), reverse=True):
+      meta, problem = self._read_meta(manager, step, required)
+      if meta is None:
+        self._set_aside(manager, step, problem)
         continue
       self._check_identity(meta, str(manager.directory))
       try:
@@ -123,22 +232,30 @@ class Checkpointer:
               f"{manager.directory}/{step} holds a train state laid out differently from this config's (same model, "
               "other optimizer, transfer or per-network settings); use the config and --config overrides the run "
               "was trained with") from None
-        logging.warning("checkpoint %s/%d is corrupt (%s); trying the previous one", manager.directory, step,
-                        str(e).splitlines()[0] if str(e) else type(e).__name__)
+        self._set_aside(manager, step, _first_line(e))
+        continue
+      expected = meta.get("state_sha256")
+      if expected is None:
+        logging.warning("checkpoint %s/%d has no checksums (written by an older vision_jax): not verified",
+                        manager.directory, step)
+      elif state_sha256(restored["state"]) != expected:
+        self._set_aside(manager, step, "state checksum mismatch")
         continue
       return restored["state"], meta
     return None
 
-  def restore_latest(self, abstract_state: Any) -> tuple[Any, dict[str, Any]] | None:
-    """The newest readable periodic checkpoint as (state, meta), or None when there is none.
+  def restore_latest(self, abstract_state: Any, required_meta: Sequence[str] = ()
+                     ) -> tuple[Any, dict[str, Any]] | None:
+    """The newest intact periodic checkpoint as (state, meta), or None when there is none.
 
     Args:
       abstract_state: pytree of `jax.ShapeDtypeStruct` (with shardings) describing the state.
+      required_meta: meta entries (dicts) without which a checkpoint counts as incomplete, e.g. ("data",).
 
     Raises:
       CheckpointError: the workdir holds a checkpoint of another model.
     """
-    return self._restore(self.latest, abstract_state)
+    return self._restore(self.latest, abstract_state, required_meta)
 
   def restore_for_eval(self, abstract_state: Any) -> tuple[Any, dict[str, Any]] | None:
     """The best checkpoint if there is one, else the newest periodic one."""
@@ -152,11 +269,18 @@ class Checkpointer:
       self.best.wait_until_finished()
 
   def close(self) -> None:
-    """Finishes pending saves and releases the managers."""
+    """Finishes pending saves and releases the managers (again: nothing)."""
+    if self._closed:
+      return
+    self._closed = True
     self.wait()
     self.latest.close()
     if self.best is not None:
       self.best.close()
+
+
+def _first_line(error: Exception) -> str:
+  return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def load_state_arrays(workdir: str, step: int | None = None, which: str = "checkpoints") -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from typing import Any, Mapping
 
 import jax
@@ -272,6 +273,75 @@ def fetch_finite(pending: list[Any], step: int, workdir: str) -> list[dict[str, 
         f"the training loss became non-finite by step {step}; the last good checkpoint in {workdir} is kept: lower "
         "optimizer.learning_rate or set optimizer.grad_clip_norm, then rerun")
   return fetched
+
+
+DIVERGENCE_FACTOR = 1e6  # a loss this many times its first value (or 1, if larger) is divergence
+
+
+def check_not_diverging(fetched: list[Mapping[str, Any]], first_loss: float | None, step: int,
+                        workdir: str) -> float | None:
+  """Stops a run whose training `loss` exploded (finite but over `DIVERGENCE_FACTOR` x max(first loss, 1)).
+
+  Args:
+    fetched: the logged steps' metrics (`fetch_finite`); tasks without a `loss` metric are not checked.
+    first_loss: the run's first logged loss (kept in the checkpoint meta), None before it is known.
+
+  Returns:
+    The first loss (from `fetched` when it was None).
+
+  Raises:
+    TrainingDivergedError: the loss exploded; the last good checkpoint is kept.
+  """
+  losses = [float(m["loss"]) for m in fetched if "loss" in m and np.ndim(m["loss"]) == 0]
+  if not losses:
+    return first_loss
+  first = losses[0] if first_loss is None else first_loss
+  limit = DIVERGENCE_FACTOR * max(abs(first), 1.0)
+  if max(abs(v) for v in losses) > limit:
+    raise TrainingDivergedError(
+        f"the training loss diverged to {max(losses, key=abs):.3g} by step {step} (first loss {first:.3g}); the last "
+        f"good checkpoint in {workdir} is kept: lower optimizer.learning_rate or set optimizer.grad_clip_norm, "
+        "then rerun")
+  return first
+
+
+def evaluation_metric_names(s: Setup) -> set[str] | None:
+  """The scalar metrics an evaluation of this task reports, found without evaluating: the eval step is traced
+  on one batch's shapes (`jax.eval_shape`) and fresh evaluators read ones (True for masks) of its outputs.
+
+  Returns:
+    The names, or None when they cannot be found that way (an evaluator that cannot digest such outputs).
+  """
+  cfg = s.config.input
+  try:
+    dataset = pipeline.eval_dataset(s.eval_source, s.eval_spec, jax.process_count(), pipeline.this_process(), 1, 1,
+                                    cfg.image_size, cfg.resize, cfg.min_visible)
+    batch = next(iter(dataset))
+    shapes = jax.eval_shape(s.task.eval_step, s.abstract_state, batch)
+    outputs = jax.tree.map(lambda x: np.ones(x.shape, x.dtype), shapes)  # counts of 1: no division by zero
+    evaluators = s.task.evaluators()
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+      warnings.simplefilter("ignore")
+      for evaluator in evaluators:
+        evaluator.reset()
+        evaluator.update(outputs)
+      metrics = merge_results(evaluators)
+  except Exception:  # pylint: disable=broad-except  (unknown now: checked at the first evaluation instead)
+    return None
+  return {k for k, v in metrics.items() if np.ndim(v) == 0}
+
+
+def check_monitored_metrics(s: Setup, metrics: list[str]) -> None:
+  """Raises ConfigError before the first step when a monitored metric (keep-best, callbacks) is not one that
+  evaluations report (`evaluation_metric_names`); "" entries (disabled) are ignored."""
+  wanted = [m for m in metrics if m]
+  names = evaluation_metric_names(s) if wanted else None
+  if names is None or s.task.best_metric[0] not in names:  # not found, or not all: checked at the first evaluation
+    return
+  for metric in wanted:
+    if metric not in names:
+      raise ConfigError(f"the monitored metric {metric!r} (checkpoint.best_metric or a callback's metric) is not among "
+                        f"this task's evaluation metrics ({', '.join(sorted(names))}); pick one of them")
 
 
 @jax.jit

@@ -4,7 +4,10 @@ Images become uint8 [H, W, C] with a fixed channel count C (1 or 3):
   * grayscale ("L", "1") is repeated to 3 channels, colour is converted to luma ("L") for 1 channel;
   * alpha is dropped, not composited: an RGBA pixel keeps its stored colour whatever its opacity ("LA" likewise);
   * palette images ("P") are looked up in their palette (through RGBA when the palette has transparency);
-  * 16-bit grayscale ("I;16", "I") is scaled to 8 bits by keeping the high byte (value >> 8);
+  * 16-bit grayscale ("I;16", or "I" with values in 0..65535) is scaled to 8 bits by keeping the high byte
+    (value >> 8); float images ("F", e.g. TIFF) with values in [0, 1] are scaled by 255, in [0, 255] rounded;
+    anything else (negative or larger values, NaN) is refused with one line rather than clipped;
+  * images over `Image.MAX_IMAGE_PIXELS` pixels (decompression bombs) are refused from their header;
   * a GIF gives its first frame; EXIF orientation is not applied (as in Keras).
 Masks are single-channel class indices, read as stored: a palette PNG gives its palette indices, not colours.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import os
 import struct
+import warnings
 
 import numpy as np
 from PIL import Image
@@ -49,6 +53,40 @@ def list_images(directory: str, recursive: bool = True) -> list[str]:
   return sorted(found)
 
 
+def check_pixel_count(image: Image.Image, path: str) -> None:
+  """Refuses an image whose header states more than `Image.MAX_IMAGE_PIXELS` pixels, before decoding it.
+
+  Raises:
+    DataError: too many pixels (one line naming the limit and the fix).
+  """
+  width, height = image.size
+  if width * height > Image.MAX_IMAGE_PIXELS:
+    raise DataError(f"image {path} is {width}x{height} = {width * height:,} pixels, over the "
+                    f"{Image.MAX_IMAGE_PIXELS:,}-pixel limit against decompression bombs; resize it first")
+
+
+def eight_bit(image: Image.Image, path: str) -> Image.Image:
+  """The image with 8-bit channels: 16-bit and float grayscale converted faithfully (module docstring), other
+  modes unchanged.
+
+  Raises:
+    DataError: a 32-bit integer or float image whose values are not 16-bit, [0, 1] or [0, 255] intensities.
+  """
+  if image.mode not in _SIXTEEN_BIT_MODES + ("F",):
+    return image
+  values = np.asarray(image)
+  if image.mode == "F":
+    finite = np.isfinite(values).all()
+    top = 1.0 if finite and values.size and values.min() >= 0 and values.max() <= 1 else 255.0
+    if not finite or (values.size and (values.min() < 0 or values.max() > 255)):
+      raise DataError(f"float image {path} has values outside [0, 1] and [0, 255] (or NaN); save it as 8-bit "
+                      "PNG/JPEG, or scale it to [0, 1]")
+    return Image.fromarray(np.rint(values.astype(np.float64) * (255.0 / top)).astype(np.uint8), "L")
+  if values.size and (values.min() < 0 or values.max() > 65535):
+    raise DataError(f"image {path} of mode {image.mode} has values outside 0..65535; save it as an 8- or 16-bit PNG")
+  return Image.fromarray((values.astype(np.int64) >> 8).astype(np.uint8), "L")
+
+
 def image_size(path: str) -> tuple[int, int]:
   """(width, height) of an image file from its header (the pixels are not decoded).
 
@@ -69,8 +107,11 @@ def read_image(path: str, channels: int) -> np.ndarray:
     DataError: a missing, corrupt or truncated file.
   """
   try:
-    with Image.open(path) as image:
-      return _to_channels(image, channels)
+    with warnings.catch_warnings():
+      warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # check_pixel_count refuses them instead
+      with Image.open(path) as image:
+        check_pixel_count(image, path)
+        return _to_channels(eight_bit(image, path), channels)
   except _DECODE_ERRORS as e:
     raise DataError(f"cannot read image {path} ({error_summary(e)}); replace or remove the file") from None
 
@@ -184,9 +225,6 @@ def split_images(image_root: str, split: str, validation_fraction: float, seed: 
 
 
 def _to_channels(image: Image.Image, channels: int) -> np.ndarray:
-  if image.mode in _SIXTEEN_BIT_MODES:
-    gray = (np.clip(np.asarray(image, np.int64), 0, 65535) >> 8).astype(np.uint8)[..., None]
-    return gray if channels == 1 else np.repeat(gray, 3, axis=-1)
   if image.mode == "P" and "transparency" in image.info:
     image = image.convert("RGBA")
   pixels = np.asarray(image.convert("L" if channels == 1 else "RGB"))

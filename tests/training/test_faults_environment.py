@@ -1,0 +1,176 @@
+"""Failures the user's environment causes (issue 14, items 10 and 12): read-only workdirs, a full disk, TFDS
+data dirs that are files, images of other bit depths and decompression bombs, Ctrl-C at start-up. Each is one
+`error:` line naming the fix (exit status 2 on the command line), and no result is lost."""
+
+import contextlib
+import errno
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.training import harness
+from tests.training.test_faults import STEPS, assert_identical, config, trained_reference
+from vision_jax import train
+from vision_jax.data.formats import images as image_files
+from vision_jax.errors import DataError, UserError, os_error_line
+from vision_jax.tasks import classification_eval
+from vision_jax.train_lib.checkpoint import load_state_arrays
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope="module")
+def reference(data_dir, tmp_path_factory):
+  return trained_reference(data_dir, tmp_path_factory)
+
+
+@contextlib.contextmanager
+def immutable(path):
+  """`chattr +i`: not even root may create files in `path` (skips where the file system does not support it)."""
+  if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+    pytest.skip("chattr +i is not available here (needs root and ext4/xfs)")
+  try:
+    yield
+  finally:
+    subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+@contextlib.contextmanager
+def small_tmpfs(path, size):
+  os.makedirs(path)
+  if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                    capture_output=True).returncode != 0:
+    pytest.skip("cannot mount a small tmpfs here (needs root with CAP_SYS_ADMIN)")
+  try:
+    yield
+  finally:
+    subprocess.run(["umount", str(path)], check=True)
+
+
+def test_os_error_lines():
+  assert os_error_line(PermissionError(errno.EACCES, "Permission denied", "/w/x")) == (
+      "/w/x: Permission denied; make it writable (or readable), or use another path")
+  full = ValueError('RESOURCE_EXHAUSTED: Error writing local file "/w/checkpoints/3.tmp/a": Failed to write 4008 '
+                    "bytes to file 9: No space left on device [os_error_code='28']")
+  assert os_error_line(full) == ("No space left on device writing /w/checkpoints/3.tmp/a; the disk is full; free "
+                                 "space and rerun the same command (the previous checkpoint is kept)")
+  assert os_error_line(ValueError("a bug")) is None
+  assert os_error_line(OSError(errno.EIO, "I/O error")) is None  # not the user's to fix: a traceback
+
+
+def test_a_read_only_workdir_is_one_line_in_train_and_eval(reference, data_dir, tmp_path):
+  workdir = tmp_path / "ro"
+  workdir.mkdir()
+  with immutable(workdir), pytest.raises(OSError) as error:
+    train.train_and_evaluate(config(data_dir), str(workdir))
+  assert os_error_line(error.value).startswith(f"{workdir}/.run.lock: Operation not permitted; make it writable")
+  trained = tmp_path / "trained"
+  shutil.copytree(reference[0], trained)
+  with immutable(trained), pytest.raises(OSError) as error:
+    train.eval_mode(config(data_dir), str(trained), [])
+  assert os_error_line(error.value).startswith(f"{trained}/eval.json.tmp: Operation not permitted")
+
+
+def test_a_full_disk_keeps_the_previous_checkpoint_and_resumes_identically(reference, data_dir, tmp_path):
+  mount = tmp_path / "small"
+  with small_tmpfs(mount, "1500k"):  # room for two checkpoints of this LeNet (~0.75 MB each), not three
+    with pytest.raises(Exception) as error:  # pylint: disable=broad-except
+      train.train_and_evaluate(config(data_dir), str(mount / "run"))
+    assert os_error_line(error.value).startswith("No space left on device writing ")
+    saved = sorted(int(d) for d in os.listdir(mount / "run" / "checkpoints") if d.isdigit())
+    assert saved and saved[-1] < STEPS
+    shutil.copytree(mount / "run", tmp_path / "moved")  # the user frees space: here, moves the run
+  summary = train.train_and_evaluate(config(data_dir), str(tmp_path / "moved"))
+  assert summary["steps"] == STEPS
+  assert_identical(str(tmp_path / "moved"), reference)
+
+
+def test_a_tfds_data_dir_that_is_a_file_is_one_line(data_dir, tmp_path):
+  not_a_dir = tmp_path / "file"
+  not_a_dir.write_text("")
+  with pytest.raises(UserError, match=rf"TFDS data dir {not_a_dir} is a file, not a directory"):
+    train.train_and_evaluate(config(str(not_a_dir)), str(tmp_path / "run"))
+
+
+# ---------------------------------------------------------------- image bit depths
+
+
+def test_sixteen_bit_and_float_images_are_converted_faithfully(tmp_path):
+  rng = np.random.default_rng(0)
+  sixteen = rng.integers(0, 65536, (5, 7), dtype=np.uint16)
+  Image.fromarray(sixteen).save(tmp_path / "a.png")  # PIL stores it as a 16-bit grayscale PNG ("I;16")
+  unit = rng.random((5, 7), dtype=np.float32)
+  Image.fromarray(unit, "F").save(tmp_path / "unit.tiff")
+  wide = (rng.random((5, 7)) * 255).astype(np.float32)
+  Image.fromarray(wide, "F").save(tmp_path / "wide.tiff")
+  expected = {"a.png": (sixteen >> 8).astype(np.uint8), "unit.tiff": np.rint(unit.astype(np.float64) * 255),
+              "wide.tiff": np.rint(wide)}
+  assert Image.open(tmp_path / "a.png").mode == "I;16"
+  for name, want in expected.items():
+    np.testing.assert_array_equal(image_files.read_image(str(tmp_path / name), 1)[..., 0], want)
+    np.testing.assert_array_equal(image_files.read_image(str(tmp_path / name), 3), np.repeat(want[..., None], 3, -1))
+    np.testing.assert_array_equal(classification_eval.read_image(str(tmp_path / name), (5, 7, 1))[..., 0], want)
+
+
+@pytest.mark.parametrize("values", [np.array([[-1.0, 0.5]]), np.array([[0.0, 256.0]]), np.array([[np.nan, 0.5]])])
+def test_float_images_out_of_range_are_refused(tmp_path, values):
+  Image.fromarray(values.astype(np.float32), "F").save(tmp_path / "x.tiff")
+  for read in (lambda p: image_files.read_image(p, 1), lambda p: classification_eval.read_image(p, (1, 2, 1))):
+    with pytest.raises(DataError, match=r"float image .*x.tiff has values outside \[0, 1\] and \[0, 255\]"):
+      read(str(tmp_path / "x.tiff"))
+
+
+def test_decompression_bombs_are_refused_from_their_header(tmp_path, monkeypatch):
+  Image.fromarray(np.zeros((40, 50), np.uint8)).save(tmp_path / "bomb.png")
+  monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 2000 pixels: over the limit, under PIL's own 2x error
+  for read in (lambda p: image_files.read_image(p, 1), lambda p: classification_eval.read_image(p, (40, 50, 1))):
+    with pytest.raises(DataError, match=r"bomb.png is 50x40 = 2,000 pixels, over the 1,000-pixel limit .* resize it"):
+      read(str(tmp_path / "bomb.png"))
+
+
+# ---------------------------------------------------------------- the command line
+
+
+@pytest.mark.slow
+def test_ctrl_c_at_start_up_is_one_line(data_dir, tmp_path):
+  proc = subprocess.Popen(harness.main_cmd("--config=configs/mnist_lenet.py:smoke", f"--workdir={tmp_path}"),
+                          env=harness.env(data_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          cwd=REPO)
+  deadline = time.time() + 120
+  while not (tmp_path / ".run.lock").exists():  # the run has started (its lock), it is still building: no step yet
+    assert time.time() < deadline and proc.poll() is None, proc.communicate()
+    time.sleep(0.01)
+  proc.send_signal(signal.SIGINT)
+  out, err = proc.communicate(timeout=120)
+  lines = [line for line in err.splitlines() if line.strip() and not line.startswith(("W", "I"))]
+  assert proc.returncode == 2 and lines == [
+      "error: interrupted; stopped without saving (the previous checkpoint, if any, is kept): rerun the same command "
+      "to resume"], (out[-2000:], err[-2000:])
+
+
+@pytest.mark.slow
+def test_a_full_disk_on_the_command_line_is_one_line(data_dir, tmp_path):
+  with small_tmpfs(tmp_path / "small", "1500k"):
+    result = harness.run_main(data_dir, f"--config={REPO}/configs/mnist_lenet.py:smoke",
+                              f"--workdir={tmp_path}/small/run", "--config.checkpoint.every_steps=1")
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith(("W", "I"))]
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-3000:]
+    assert lines[0].startswith("error: No space left on device writing "), lines
+    assert load_state_arrays(f"{tmp_path}/small/run")["step"] >= 1  # the previous checkpoint reads
+    assert all(np.isfinite(x).all() for x in jax.tree.leaves(load_state_arrays(f"{tmp_path}/small/run")["params"]))
+
+
+def test_a_read_only_workdir_on_the_command_line_is_one_line(data_dir, tmp_path):
+  with immutable(tmp_path):
+    result = harness.run_main(data_dir, f"--config={REPO}/configs/mnist_lenet.py:smoke", f"--workdir={tmp_path}")
+  lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith(("W", "I"))]
+  assert result.returncode == 2 and lines == [
+      f"error: {tmp_path}/.run.lock: Operation not permitted; make it writable (or readable), or use another path"], (
+          result.stderr[-3000:])
