@@ -27,6 +27,21 @@ CONFIGS = {
     "multi_head": [("configs/multi_io_digits.py:smoke", {"input__eval_batch_size": 500}, None)],
     "toy_gan": [("tests/tasks/configs/toy_gan.py:smoke", {}, None)],
     "toy_detection": [("tests/tasks/configs/toy_detection.py:smoke", {}, None)],
+    "embedding": [("configs/siamese_digits.py:smoke", {"dataset__eval_split": "test[:200]",
+                                                      "embedding__num_episodes": 20}, "png")],
+    "segmentation": [("configs/seg_unet.py:smoke", {"input__image_size": 32, "input__resize": "letterbox",
+                                                    "input__eval_batch_size": 500}, "png")],
+    "detection": [("configs/det_ssd_digits.py:smoke", {"input__image_size": 48, "input__resize": "letterbox",
+                                                       "input__eval_batch_size": 500}, "png")],
+    "image_translation": [("configs/gan_pix2pix.py:smoke", {"input__eval_batch_size": 500}, None)],
+    "progan": [("configs/gan_progan.py:smoke", {}, None)],
+    "gan": [("configs/gan_cgan.py:smoke", {"gan__generator_width": 8, "gan__discriminator_width": 8}, None)],
+    "localization": [("configs/localization_digits.py:smoke,keypoints", {"input__image_size": 32,
+                                                                        "input__eval_batch_size": 500}, "png")],
+    "sliding_window": [("configs/sliding_window_digits.py:smoke", {"input__image_size": 48,
+                                                                    "input__resize": "letterbox",
+                                                                    "sliding_window__window_sides": "28",
+                                                                    "input__eval_batch_size": 500}, "png")],
 }
 CASES = [(task, *case) for task, cases in CONFIGS.items() for case in cases]
 

@@ -19,6 +19,11 @@ from typing import Any
 
 # family name -> module defining `measure`
 FAMILIES: dict[str, str] = {
+    "detection": "vision_jax.bench.detection",
+    "embedding": "vision_jax.bench.embedding",
+    "gan": "vision_jax.bench.gan",
+    "segmentation": "vision_jax.bench.segmentation",
+    "sliding_window": "vision_jax.bench.sliding_window",
 }
 
 

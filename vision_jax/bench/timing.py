@@ -38,3 +38,17 @@ def peak_host_memory_mib() -> float:
   """Peak resident memory of this process so far, MiB."""
   peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
   return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+def family_row(what: str, batch: int, result: dict[str, Any], unit: str = "images") -> dict[str, Any]:
+  """A task family's bench row (`vision_jax.bench.families`) from timed train and eval steps of `batch` examples.
+
+  Args:
+    what: the model and input, e.g. "unet_small_same b8 64x64x1".
+    batch: examples per step.
+    result: {"train": time_steps(...), "eval": time_steps(...), "note": str}.
+    unit: what one example is.
+  """
+  return {"what": what, "unit": unit, "train_per_sec": batch / result["train"]["median_step_sec"],
+          "eval_per_sec": batch / result["eval"]["median_step_sec"], "compile_sec": result["train"]["first_step_sec"],
+          "note": result["note"]}

@@ -12,6 +12,8 @@ axis; the next Flax layer infers its input width, so it is built for the doubled
 
 Names: relu, leaky_relu(negative_slope=0.01), prelu(init_slope=0.25, channel_shared=False), elu(alpha=1.0),
 selu, gelu(approximate=False), swish(beta=1.0), silu, relu6, crelu(axis=-1), identity, sigmoid, tanh.
+`guided_relu` (a ReLU whose backward pass also zeroes negative gradients, for guided backpropagation) is not a
+name to train with; pass the function itself as `act`.
 """
 
 from __future__ import annotations
@@ -60,6 +62,25 @@ def crelu(x: jax.Array, axis: int = -1) -> jax.Array:
     An array whose `axis` is twice as long, e.g. [N, H, W, 2C].
   """
   return jnp.concatenate([jax.nn.relu(x), jax.nn.relu(-x)], axis=axis)
+
+
+@jax.custom_vjp
+def guided_relu(x: jax.Array) -> jax.Array:
+  """ReLU max(0, x) whose backward pass passes only positive gradients at positive inputs, g * [x > 0] * [g > 0]
+  (guided backpropagation, Springenberg et al., "Striving for Simplicity", 2015). Build a model with
+  `act=guided_relu` (`models.overrides.build(name, activation=guided_relu)`) to take guided gradients."""
+  return jax.nn.relu(x)
+
+
+def _guided_relu_fwd(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+  return jax.nn.relu(x), x
+
+
+def _guided_relu_bwd(x: jax.Array, g: jax.Array) -> tuple[jax.Array]:
+  return (jnp.where((x > 0) & (g > 0), g, jnp.zeros_like(g)),)
+
+
+guided_relu.defvjp(_guided_relu_fwd, _guided_relu_bwd)
 
 
 class PReLU(nn.Module):

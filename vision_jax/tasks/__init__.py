@@ -3,5 +3,7 @@
 Importing this package registers the built-in tasks; `get(config, spec)` builds the one `config.task` names.
 """
 
-from vision_jax.tasks import classification, multi_head  # noqa: F401  (importing registers the tasks)
+# Importing the modules registers the tasks.
+from vision_jax.tasks import (classification, detection, embedding, gan, image_translation,  # noqa: F401
+                              localization, multi_head, progan, segmentation, sliding_window)
 from vision_jax.tasks.base import Task, get, names, register  # noqa: F401

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import abc
 import glob
+import importlib
 import os
 from typing import Any, Callable, ClassVar
 
@@ -177,18 +178,31 @@ def register_problem(name: str):
   return decorator
 
 
+# Modules whose problems register on import, loaded on first lookup (they import this module, so importing them
+# here at the top would be a cycle).
+_BUILTIN_MODULES = ("vision_jax.interpret.dream", "vision_jax.interpret.style", "vision_jax.interpret.views")
+
+
+def _load_builtins() -> None:
+  for module in _BUILTIN_MODULES:
+    importlib.import_module(module)
+
+
 def is_input_problem(name: str) -> bool:
   """True when `name` (a `config.task`) is a registered input-optimisation problem."""
+  _load_builtins()
   return name in _PROBLEMS
 
 
 def problem_names() -> list[str]:
   """Sorted names of the registered input problems."""
+  _load_builtins()
   return sorted(_PROBLEMS)
 
 
 def get_problem(config: ml_collections.ConfigDict) -> InputProblem:
   """Builds the input problem named by `config.task`."""
+  _load_builtins()
   if config.task not in _PROBLEMS:
     raise ConfigError(f"unknown input problem {config.task!r}; known: {', '.join(problem_names())}")
   return _PROBLEMS[config.task](config)

@@ -1,0 +1,28 @@
+"""YOLO v1, v2 or v3 on the embedded digit scenes (96x96, 1..6 digits) with a small darknet-style backbone.
+
+    python -m vision_jax.main --config=configs/det_yolo_digits.py:version=3 --workdir=runs/det_yolov3_digits
+    python -m vision_jax.main --config=configs/det_yolo_digits.py:version=1,smoke --workdir=/tmp/det_yolo  # seconds
+
+  * version=1: a 6x6 grid, 2 boxes per cell, FC head (darknet `detection` layer loss).
+  * version=2: a 6x6 grid (stride 16) with the stride-8 passthrough, 5 k-means anchors (`region` layer loss).
+  * version=3: strides 32, 16, 8 (3x3, 6x6, 12x12), 9 k-means anchors, 3 per scale (`yolo` layer loss).
+The k-means anchors (1 - IoU distance) come from the training boxes at start-up.
+
+Arguments (`:key=value,...`): version, steps, batch, lr, width, smoke.
+"""
+
+from vision_jax.configs import common, det_ssd_digits
+from vision_jax.errors import ConfigError
+from vision_jax.tasks import detectors
+
+
+def get_config(arg: str | None = None):
+  """Returns the experiment config; see the module docstring for `arg`."""
+  args = common.parse_arg(arg, version=3, steps=3000, batch=32, lr=2e-3, width=16, smoke=False)
+  if args.version not in (1, 2, 3):
+    raise ConfigError(f"version={args.version}; choose 1, 2 or 3")
+  # det_ssd_digits' data and schedule, with a YOLO detector and gradient clipping (its losses are sums).
+  config = det_ssd_digits.get_config(f"steps={args.steps},batch={args.batch},lr={args.lr},smoke={args.smoke}")
+  config.detector = detectors.default_config(f"yolo_v{args.version}", width=args.width)
+  config.optimizer.grad_clip_norm = 10.0
+  return config

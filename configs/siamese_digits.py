@@ -1,0 +1,87 @@
+"""Siamese embeddings on the embedded digits or Fashion-MNIST: train on classes 0-4, evaluate on held-out 5-9.
+
+    python -m vision_jax.main --config=configs/siamese_digits.py:loss=batch_hard --workdir=runs/siamese_bh
+    python -m vision_jax.main --config=configs/siamese_digits.py:loss=contrastive,dataset=fashion --workdir=runs/x
+    python -m vision_jax.main --config=configs/siamese_digits.py:smoke                               # seconds
+
+Arguments (`:key=value,...`): loss (contrastive | batch_all | batch_hard | semi_hard | soft_margin | pair_bce),
+dataset (digits | fashion), model (any zoo classifier as the backbone; lenet5_relu, which has no batch norm,
+so the masked held-out rows leave no trace in the network), steps, batch, k (examples per class of a P x K batch),
+margin (0: the loss's default, 0.2 for triplets, 1.0 for contrastive), embed, normalize (L2-normalised
+embeddings), lr, seed, smoke.
+
+Held-out classes: both splits keep all ten classes and `embedding.heldout_classes = "5,6,7,8,9"` masks those
+labels out of every training loss and restricts evaluation to them (`vision_jax.tasks.embedding`).
+Training batches: triplet losses use the balanced sampler (P x K, K = `k`; batch 160 with k=16 holds every class);
+contrastive and pair_bce use the pairs sampler (128 pairs, half of them same-class).
+"""
+
+from vision_jax.configs import common
+from vision_jax.errors import ConfigError
+from vision_jax.tasks.embedding import defaults
+
+DATASETS = {"digits": ("mnist_embedded", "normalize(mean=0.1307, std=0.3081)"),
+            "fashion": ("fashion_mnist_embedded", "normalize(mean=0.286, std=0.353)")}
+PAIR_LOSSES = ("contrastive", "pair_bce")
+
+
+def embedding_config(args, dataset: str, eval_every: int, best_metric: str, splits: tuple[str, str] = ("train", "test"),
+                     image_size: int = 0):
+  """The settings the family's configs share, from their parsed `args` (loss, model, steps, batch, k, margin, embed,
+  lr, seed): task, model, dataset and its (train, eval) splits, host resize to `image_size` (0: none), sampler
+  (pairs for pair losses, else P x K), Adam with warm-up + cosine, evaluation and checkpoints every `eval_every`
+  steps, the `embedding` section, the kept-best metric."""
+  config = common.base_config()
+  config.task = "embedding"
+  config.seed = args.seed
+  config.model.name = args.model
+  config.dataset.name = dataset
+  config.dataset.train_split, config.dataset.eval_split = splits
+  config.input.image_size = image_size
+  config.num_train_steps = args.steps
+  config.input.sampler = "pairs" if args.loss in PAIR_LOSSES else "balanced"
+  config.input.examples_per_class = args.k
+  config.input.batch_size = args.batch
+  config.optimizer.name = "adam"
+  config.optimizer.learning_rate = args.lr
+  config.schedule.name = "warmup_cosine"
+  config.schedule.warmup_steps = min(1000, args.steps // 10)
+  config.eval_every_steps = config.checkpoint.every_steps = eval_every
+  config.embedding = defaults()
+  config.embedding.loss = args.loss
+  config.embedding.margin = args.margin or (1.0 if args.loss == "contrastive" else 0.2)
+  config.embedding.embed_dim = args.embed
+  config.embedding.best_metric = config.checkpoint.best_metric = best_metric
+  return config
+
+
+def get_config(arg: str | None = None):
+  """Returns the experiment config; see the module docstring for `arg`."""
+  args = common.parse_arg(arg, loss="batch_hard", dataset="digits", model="lenet5_relu", steps=600, batch=0, k=16,
+                          margin=0.0, embed=64, normalize=True, lr=1e-3, seed=0, smoke=False)
+  if args.dataset not in DATASETS:
+    raise ConfigError(f"dataset={args.dataset!r}; use one of {', '.join(DATASETS)}")
+  pairs = args.loss in PAIR_LOSSES
+  args.batch = args.batch or (128 if pairs else 160)
+  config = embedding_config(args, DATASETS[args.dataset][0], 300, "episodes_5way_1shot")
+  config.schedule.warmup_steps = min(100, args.steps // 10)
+  config.input.eval_batch_size = 500
+  config.input.augment = "pad_crop(pad=2)"
+  config.input.normalize = DATASETS[args.dataset][1]
+  config.log_every_steps = 100
+  config.embedding.normalize = args.normalize
+  config.embedding.heldout_classes = "5,6,7,8,9"
+  config.embedding.episodes = "5x1,5x5"  # five held-out classes: no 20-way episodes
+  if args.smoke:
+    shrink_for_smoke(config, 32, 100)
+    config.input.examples_per_class = min(args.k, 4)
+  return config
+
+
+def shrink_for_smoke(config, batch_size: int, num_episodes: int):
+  """`common.apply_smoke` with a batch of `batch_size`, `num_episodes` episodes per setting and a 2-step warm-up."""
+  common.apply_smoke(config)
+  config.input.batch_size = batch_size
+  config.embedding.num_episodes = num_episodes
+  config.schedule.warmup_steps = 2
+  return config

@@ -1,0 +1,35 @@
+"""Siamese embeddings on Labeled Faces in the Wild (TFDS `lfw`): verification of face pairs and one-shot
+recognition of people.
+
+    tfds build lfw --file_format=array_record            # once (needs tensorflow for that step only)
+    python -m vision_jax.main --config=configs/siamese_lfw.py --workdir=runs/lfw
+
+Arguments (`:key=value,...`): loss (batch_all by default; see below), model (backbone, default resnet18_cifar),
+size (faces are centre-cropped and resized on the host from 250x250 to size x size), steps, batch, margin, embed,
+lr, seed, smoke.
+
+LFW has one split of 13,233 images of 5,749 people; the loader gives each image the person as its `identity`
+(`vision_jax.data.tfds_features`), which the task uses as the class. The first 80% of the records train and the
+last 20% evaluate. Known limits: the class-balanced and pair samplers read a `label` feature, so until they also
+read identities the batches are uniform (most people have one image, so a uniform batch holds few positives, and
+batch_all - which uses every valid triplet - is the loss that suits it); and the two slices separate people only as
+far as the records are grouped by person.
+"""
+
+from vision_jax.configs import common, siamese_digits
+
+
+def get_config(arg: str | None = None):
+  """Returns the experiment config; see the module docstring for `arg`."""
+  args = common.parse_arg(arg, loss="batch_all", model="resnet18_cifar", size=64, steps=20000, batch=128,
+                          margin=0.0, embed=128, lr=3e-4, seed=0, smoke=False)
+  args.k = 4  # unused: the batches are uniform
+  config = siamese_digits.embedding_config(args, "lfw", 5000, "verification_auc", ("train[:80%]", "train[80%:]"),
+                                          args.size)
+  config.input.sampler = "uniform"
+  config.input.eval_batch_size = 256
+  config.input.augment = "flip_lr"
+  config.input.normalize = "normalize(mean=0.5, std=0.25)"
+  config.embedding.episodes = "5x1,20x1,5x5"
+  config.embedding.queries = 1  # most people have few images
+  return siamese_digits.shrink_for_smoke(config, 16, 50) if args.smoke else config

@@ -1,0 +1,113 @@
+"""The embedding task: held-out rows masked out of every loss (against the losses on the kept rows only), config
+errors, a pairs train step and a balanced train step through the loop's parts, and the held-out evaluation."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.tasks import in_process
+from vision_jax import tasks
+from vision_jax.data.features import Feature, make_spec
+from vision_jax.errors import ConfigError
+from vision_jax.losses import metric as L
+from vision_jax.train_lib import setup as setup_lib
+
+SPEC = make_spec("toy", "train", 100, {"image": Feature("image", (28, 28, 1), "uint8"),
+                                       "label": Feature("label", (), "int32", 10, tuple("0123456789"))})
+HELD_OUT = (5, 6, 7, 8, 9)
+
+
+def _task(loss, sampler, **section):
+  config = in_process.load_config("configs/siamese_digits.py:smoke", "", embedding__loss=loss,
+                                  input__sampler=sampler)
+  for key, value in section.items():
+    config.embedding[key] = value
+  return tasks.get(config, SPEC)
+
+
+@pytest.fixture(scope="module")
+def batch():
+  rng = np.random.default_rng(0)
+  labels = np.repeat(np.arange(10), 3)
+  embeddings = rng.normal(size=(30, 6)).astype(np.float32)
+  return jnp.asarray(embeddings), jnp.asarray(labels, jnp.int32)
+
+
+@pytest.mark.parametrize("loss,reference", [
+    ("batch_hard", lambda e, y, m: L.batch_hard_triplet_loss(e, y, m)),
+    ("soft_margin", lambda e, y, m: L.batch_hard_triplet_loss(e, y, m, soft=True)),
+    ("batch_all", lambda e, y, m: L.batch_all_triplet_loss(e, y, m)[0]),
+    ("semi_hard", lambda e, y, m: L.semi_hard_triplet_loss(e, y, m)),
+    ("contrastive", lambda e, y, m: L.batch_contrastive_loss(e, y, m))])
+def test_held_out_rows_take_no_part_in_the_loss(batch, loss, reference):
+  embeddings, labels = batch
+  task = _task(loss, "balanced")
+  assert task.heldout == HELD_OUT
+  trained = task._trained_rows(labels)  # pylint: disable=protected-access
+  ours, metrics = task.batch_loss(embeddings, {"labels": labels, "trained": trained})
+  kept = np.asarray(labels) < 5
+  expected = reference(embeddings[kept], labels[kept], task.settings.margin)
+  assert abs(float(ours) - float(expected)) < 1e-5
+  # Monitoring: mean distances of same- and different-class pairs among the kept rows (NumPy float64).
+  e, y = np.asarray(embeddings, np.float64)[kept], np.asarray(labels)[kept]
+  d = np.sqrt(((e[:, None] - e[None]) ** 2).sum(-1))
+  same, off_diagonal = y[:, None] == y[None], ~np.eye(len(y), dtype=bool)
+  assert abs(float(metrics["positive_distance"]) - d[same & off_diagonal].mean()) < 1e-4
+  assert abs(float(metrics["negative_distance"]) - d[~same].mean()) < 1e-4
+
+
+def test_pair_losses_mask_pairs_with_a_held_out_side(batch):
+  embeddings, labels = batch
+  first, second = embeddings[:15], embeddings[15:]
+  labels2 = jnp.asarray([0, 1, 0, 5, 1, 2, 2, 7, 3, 4, 4, 9, 1, 3, 6], jnp.int32)  # labels[:15] is 0,0,0,1,1,1,...
+  same = labels[:15] == labels2
+  micro = {"labels": labels[:15], "same": same.astype(jnp.int32), "trained": labels[:15] < 5,
+           "trained2": labels2 < 5}
+  task = _task("contrastive", "pairs")
+  ours, _ = task.batch_loss(jnp.concatenate([first, second]), micro)
+  kept = np.asarray((labels[:15] < 5) & (labels2 < 5))
+  d = np.sqrt(((np.asarray(first, np.float64) - np.asarray(second, np.float64)) ** 2).sum(-1))
+  y, m = np.asarray(same, np.float64), task.settings.margin
+  expected = (y * d ** 2 + (1 - y) * np.maximum(m - d, 0) ** 2)[kept].mean()
+  assert 0 < kept.sum() < 15 and abs(float(ours) - expected) < 1e-5
+  logits = jnp.linspace(-2.0, 2.0, 15)
+  bce, _ = _task("pair_bce", "pairs").batch_loss(logits, micro)
+  z = np.asarray(logits, np.float64)
+  expected_bce = (np.logaddexp(0, z) - y * z)[kept].mean()
+  assert abs(float(bce) - expected_bce) < 1e-5
+
+
+@pytest.mark.parametrize("loss,sampler,fix", [("batch_hard", "pairs", "input.sampler=balanced"),
+                                              ("pair_bce", "balanced", "input.sampler=pairs"),
+                                              ("arcface", "balanced", "use one of")])
+def test_config_errors_name_the_fix(loss, sampler, fix):
+  with pytest.raises(ConfigError) as error:
+    _task(loss, sampler)
+  assert fix in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.fixture(scope="module")
+def pairs_setup(data_dir, tmp_path_factory):
+  config = in_process.load_config("configs/siamese_digits.py:loss=pair_bce,smoke", data_dir, input__batch_size=16,
+                                  dataset__eval_split="test[:200]", embedding__num_episodes=20)
+  return setup_lib.setup(config, str(tmp_path_factory.mktemp("pairs")))
+
+
+def test_pair_classifier_trains_on_pairs_and_evaluates_held_out_classes(pairs_setup, tmp_path):
+  s = pairs_setup
+  batch = next(in_process.train_batches(s))
+  assert {"image", "image2", "same", "label", "label2"} <= set(batch)
+  state, metrics = in_process.compile_train_step(s)(s.init_state(), batch)
+  assert np.isfinite(float(metrics["loss"]))
+  results = setup_lib.run_evaluation(s, setup_lib.compile_eval_step(s), state)
+  labels = np.asarray([int(s.eval_source[i]["label"]) for i in range(200)])
+  assert results["num_examples"] == int(np.isin(labels, HELD_OUT).sum()) and results["num_classes"] == 5
+  assert 0.0 <= results["verification_auc"] <= 1.0 and np.isfinite(results["episodes_5way_1shot"])
+  paths = []
+  for i in range(2):
+    paths.append(str(tmp_path / f"digit{i}.png"))
+    Image.fromarray(np.asarray(s.eval_source[i]["image"])[..., 0]).save(paths[-1])
+  lines = s.task.predict(state, paths)
+  assert len(lines) == 2 and paths[0] in lines[0] and f"nearest other file {paths[0]}" in lines[1]

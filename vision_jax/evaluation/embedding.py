@@ -1,0 +1,416 @@
+"""Metric-learning evaluation on gathered embeddings: verification, N-way K-shot episodes, gallery recognition.
+
+Everything runs on the host in NumPy float64 from the embeddings and labels of the whole eval split (a
+`GatherEvaluator` collects them), so results do not depend on the batch size or the number of processes, and every
+random choice (halves, pairs, episodes, enrolments) is drawn from `np.random.default_rng` seeded by the settings.
+
+Scores: higher means "more alike". For distances ('euclidean', 'squared_euclidean', 'cosine' = 1 - cos) the score is
+minus the distance; for 'weighted_l1' (Koch's pair classifier) it is the head's logit without its bias,
+sum_j w_j |a_j - b_j| (the bias shifts every score equally, so no ranking or chosen threshold depends on it).
+
+  * Verification: the examples are split at random into a validation half and a test half; pairs are every pair
+    i < j inside a half (a seeded sample of `max_pairs` when there are more). ROC AUC and TAR at FAR 1e-3 are
+    measured on the test half's pairs; the accuracy threshold is the one that maximises accuracy on the validation
+    half's pairs, and `verification_accuracy` is the accuracy of that threshold on the test half.
+  * Episodes (N-way K-shot): N classes drawn among those with at least K + Q examples, K support and Q query
+    examples per class drawn without replacement; each query takes the class of the nearest prototype (the mean of
+    its class's K support embeddings; for K = 1 the support example itself). Reported: the mean accuracy over the
+    episodes and the half-width of its 95% normal interval, 1.96 * std / sqrt(episodes).
+  * Gallery recognition: `enrol` examples of each class with more than `enrol` are enrolled, the rest are probes;
+    a probe takes the class of its nearest enrolled example. Mean top-1 accuracy over `gallery_draws` draws.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from vision_jax.errors import ConfigError
+
+SCORES = ("euclidean", "squared_euclidean", "cosine", "weighted_l1")
+_CHUNK_ELEMENTS = 1 << 24  # rows x columns x dims per block of `score_matrix` / `paired_scores` (128 MiB of float64)
+
+
+def _check_score(metric: str, weights: np.ndarray | None) -> None:
+  if metric not in SCORES:
+    raise ConfigError(f"unknown embedding score {metric!r}; use one of {', '.join(SCORES)}")
+  if metric == "weighted_l1" and weights is None:
+    raise ValueError("the weighted_l1 score needs the pair head's weights")
+
+
+def _scores(a: np.ndarray, b: np.ndarray, metric: str, weights: np.ndarray | None) -> np.ndarray:
+  """Scores of every row of a [n, D] against every row of b [m, D] -> [n, m] (no chunking)."""
+  if metric == "weighted_l1":
+    return np.abs(a[:, None, :] - b[None, :, :]) @ weights
+  if metric == "cosine":
+    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    return -(1.0 - a @ b.T)
+  squared = np.maximum(np.sum(a * a, 1)[:, None] + np.sum(b * b, 1)[None, :] - 2.0 * a @ b.T, 0.0)
+  return -(np.sqrt(squared) if metric == "euclidean" else squared)
+
+
+def score_matrix(a: np.ndarray, b: np.ndarray, metric: str = "euclidean",
+                 weights: np.ndarray | None = None) -> np.ndarray:
+  """Scores (higher = more alike) of every row of `a` against every row of `b`.
+
+  Args:
+    a: [n, D] embeddings; b: [m, D] embeddings.
+    metric: one of `SCORES` (module docstring).
+    weights: [D] pair-head weights for 'weighted_l1'.
+
+  Returns:
+    [n, m] float64 scores.
+  """
+  _check_score(metric, weights)
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  w = None if weights is None else np.asarray(weights, np.float64).reshape(-1)
+  rows = max(1, _CHUNK_ELEMENTS // max(1, len(b) * (a.shape[1] if metric == "weighted_l1" else 1)))
+  return np.concatenate([_scores(a[s:s + rows], b, metric, w) for s in range(0, len(a), rows)] or
+                        [np.zeros((0, len(b)))])
+
+
+def paired_scores(embeddings: np.ndarray, first: np.ndarray, second: np.ndarray, metric: str = "euclidean",
+                  weights: np.ndarray | None = None) -> np.ndarray:
+  """Scores of the pairs (embeddings[first[p]], embeddings[second[p]]) -> [P] float64."""
+  _check_score(metric, weights)
+  e = np.asarray(embeddings, np.float64)
+  w = None if weights is None else np.asarray(weights, np.float64).reshape(-1)
+  rows = max(1, _CHUNK_ELEMENTS // max(1, e.shape[1]))
+  out = []
+  for s in range(0, len(first), rows):
+    a, b = e[first[s:s + rows]], e[second[s:s + rows]]
+    if metric == "weighted_l1":
+      out.append(np.abs(a - b) @ w)
+    elif metric == "cosine":
+      na = np.maximum(np.linalg.norm(a, axis=1), 1e-12)
+      nb = np.maximum(np.linalg.norm(b, axis=1), 1e-12)
+      out.append(-(1.0 - np.sum(a * b, 1) / (na * nb)))
+    else:
+      squared = np.sum(np.square(a - b), 1)
+      out.append(-(np.sqrt(squared) if metric == "euclidean" else squared))
+  return np.concatenate(out) if out else np.zeros((0,))
+
+
+# --- Verification ---------------------------------------------------------------------------------------------
+def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
+  """Area under the ROC curve: P(score of a positive > score of a negative), ties counting 1/2.
+
+  Args:
+    scores: [P] scores (higher = predicted positive).
+    positive: [P] bool labels.
+
+  Returns:
+    The AUC; NaN when either class is absent.
+  """
+  scores, positive = np.asarray(scores, np.float64), np.asarray(positive, bool)
+  num_pos, num_neg = int(positive.sum()), int((~positive).sum())
+  if num_pos == 0 or num_neg == 0:
+    return float("nan")
+  order = np.argsort(scores, kind="stable")
+  sorted_scores = scores[order]
+  ranks = np.empty(len(scores), np.float64)
+  # Average 1-based rank of each run of tied scores (Mann-Whitney U with ties).
+  starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
+  ends = np.r_[starts[1:], len(scores)]
+  ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
+  u = ranks[positive].sum() - num_pos * (num_pos + 1) / 2.0
+  return float(u / (num_pos * num_neg))
+
+
+def tar_at_far(scores: np.ndarray, positive: np.ndarray, far: float = 1e-3) -> float:
+  """True-accept rate at the strictest threshold whose false-accept rate is at most `far`.
+
+  A pair is accepted when its score is above the threshold t; t is the (k+1)-th largest negative score with
+  k = floor(far * negatives), so at most k negatives are accepted (ties at t are rejected).
+
+  Returns:
+    The fraction of positives accepted; NaN when either class is absent.
+  """
+  scores, positive = np.asarray(scores, np.float64), np.asarray(positive, bool)
+  negatives = np.sort(scores[~positive])[::-1]
+  if positive.sum() == 0 or len(negatives) == 0:
+    return float("nan")
+  k = int(np.floor(far * len(negatives) + 1e-9))
+  threshold = negatives[k] if k < len(negatives) else -np.inf
+  return float(np.mean(scores[positive] > threshold))
+
+
+def best_threshold(scores: np.ndarray, positive: np.ndarray) -> tuple[float, float]:
+  """The threshold t (accept: score >= t) with the highest accuracy on these pairs, and that accuracy.
+
+  Candidates are every distinct score and +inf (accept nothing); ties in accuracy keep the largest t. The
+  returned t is the midpoint between the chosen score and the next lower one, so it generalises to new pairs.
+  """
+  scores, positive = np.asarray(scores, np.float64), np.asarray(positive, bool)
+  if len(scores) == 0:
+    return float("nan"), float("nan")
+  order = np.argsort(-scores, kind="stable")
+  s, y = scores[order], positive[order]
+  last_of_run = np.r_[s[1:] != s[:-1], True]  # accepting everything down to the end of a run of ties
+  true_pos = np.cumsum(y)[last_of_run]
+  false_pos = np.cumsum(~y)[last_of_run]
+  correct = np.r_[(~y).sum(), true_pos + ((~y).sum() - false_pos)]  # index 0: accept nothing
+  best = int(np.argmax(correct))
+  accuracy = correct[best] / len(s)
+  if best == 0:
+    return float("inf"), float(accuracy)
+  chosen = s[last_of_run][best - 1]
+  lower = s[last_of_run][best] if best < last_of_run.sum() else chosen - 1.0
+  return float((chosen + lower) / 2.0), float(accuracy)
+
+
+def _pairs_of(indices: np.ndarray, max_pairs: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+  """Every pair i < j of `indices`, or `max_pairs` pairs of distinct members drawn at random when there are more."""
+  n = len(indices)
+  if n * (n - 1) // 2 <= max_pairs:
+    i, j = np.triu_indices(n, 1)
+  else:
+    i = rng.integers(0, n, max_pairs)
+    j = (i + rng.integers(1, n, max_pairs)) % n
+  return indices[i], indices[j]
+
+
+def verification_metrics(embeddings: np.ndarray, labels: np.ndarray, metric: str = "euclidean",
+                         weights: np.ndarray | None = None, far: float = 1e-3, max_pairs: int = 1_000_000,
+                         seed: int = 0) -> dict[str, float]:
+  """Verification of pairs of examples (module docstring): AUC, accuracy at the validated threshold, TAR@FAR.
+
+  Args:
+    embeddings: [N, D]; labels: [N] classes.
+    metric, weights: the score (`score_matrix`).
+    far: the false-accept rate of `tar_at_far`.
+    max_pairs: pairs per half at most.
+    seed: seeds the halves and any pair sampling.
+
+  Returns:
+    verification_auc, verification_accuracy, verification_threshold, `far_metric_name(far)` (tar_at_far_1e-3).
+  """
+  rng = np.random.default_rng([seed, 1])
+  labels = np.asarray(labels).reshape(-1)
+  order = rng.permutation(len(labels))
+  halves = order[: len(order) // 2], order[len(order) // 2:]
+  (vi, vj), (ti, tj) = (_pairs_of(h, max_pairs, rng) for h in halves)
+  threshold, _ = best_threshold(paired_scores(embeddings, vi, vj, metric, weights), labels[vi] == labels[vj])
+  test_scores, test_same = paired_scores(embeddings, ti, tj, metric, weights), labels[ti] == labels[tj]
+  accuracy = float(np.mean((test_scores >= threshold) == test_same)) if len(test_same) else float("nan")
+  return {"verification_auc": roc_auc(test_scores, test_same), "verification_accuracy": accuracy,
+          "verification_threshold": threshold, far_metric_name(far): tar_at_far(test_scores, test_same, far)}
+
+
+def far_metric_name(far: float) -> str:
+  """"tar_at_far_1e-3" for far = 0.001."""
+  mantissa, exponent = f"{far:.0e}".split("e")
+  return f"tar_at_far_{mantissa}e{int(exponent)}"
+
+
+# --- Episodes and gallery -------------------------------------------------------------------------------------
+def episode_accuracies(embeddings: np.ndarray, labels: np.ndarray, ways: int, shots: int, queries: int,
+                       episodes: int = 1000, metric: str = "euclidean", weights: np.ndarray | None = None,
+                       seed: int = 0) -> np.ndarray | None:
+  """Accuracy of each of `episodes` N-way K-shot episodes (nearest prototype; module docstring).
+
+  Args:
+    embeddings: [N, D]; labels: [N].
+    ways, shots, queries: N, K and Q (queries per class).
+    episodes: number of episodes.
+    metric, weights: the score (`score_matrix`); prototypes are support means in embedding space.
+    seed: seeds the episodes.
+
+  Returns:
+    [episodes] accuracies, or None when fewer than `ways` classes have `shots + queries` examples.
+  """
+  labels = np.asarray(labels).reshape(-1)
+  classes, counts = np.unique(labels, return_counts=True)
+  eligible = classes[counts >= shots + queries]
+  if len(eligible) < ways or shots < 1 or queries < 1:
+    return None
+  members = {c: np.flatnonzero(labels == c) for c in eligible}
+  rng = np.random.default_rng([seed, 2, ways, shots, queries])
+  truth = np.repeat(np.arange(ways), queries)
+  out = np.empty(episodes)
+  for e in range(episodes):
+    chosen = rng.choice(eligible, ways, replace=False)
+    drawn = np.stack([rng.choice(members[c], shots + queries, replace=False) for c in chosen])  # [ways, K + Q]
+    prototypes = np.asarray(embeddings, np.float64)[drawn[:, :shots]].mean(1)
+    predicted = np.argmax(score_matrix(embeddings[drawn[:, shots:].reshape(-1)], prototypes, metric, weights), 1)
+    out[e] = np.mean(predicted == truth)
+  return out
+
+
+def mean_and_interval(values: np.ndarray) -> tuple[float, float]:
+  """Mean and the half-width of its 95% normal interval, 1.96 * std (ddof 1) / sqrt(n)."""
+  values = np.asarray(values, np.float64)
+  if len(values) < 2:
+    return float(np.mean(values)) if len(values) else float("nan"), float("nan")
+  return float(values.mean()), float(1.96 * values.std(ddof=1) / np.sqrt(len(values)))
+
+
+def gallery_accuracy(embeddings: np.ndarray, labels: np.ndarray, enrol: int = 1, draws: int = 10,
+                     metric: str = "euclidean", weights: np.ndarray | None = None, seed: int = 0) -> float:
+  """Top-1 nearest-neighbour recognition of probes against `enrol` enrolled examples per class (module docstring).
+
+  Returns:
+    Mean accuracy over the draws; NaN when fewer than two classes have more than `enrol` examples.
+  """
+  labels = np.asarray(labels).reshape(-1)
+  classes, counts = np.unique(labels, return_counts=True)
+  eligible = classes[counts > enrol]
+  if len(eligible) < 2:
+    return float("nan")
+  rng = np.random.default_rng([seed, 3, enrol])
+  accuracies = []
+  for _ in range(draws):
+    gallery, probes = [], []
+    for c in eligible:
+      shuffled = rng.permutation(np.flatnonzero(labels == c))
+      gallery.append(shuffled[:enrol])
+      probes.append(shuffled[enrol:])
+    gallery, probes = np.concatenate(gallery), np.concatenate(probes)
+    nearest = np.argmax(score_matrix(embeddings[probes], embeddings[gallery], metric, weights), 1)
+    accuracies.append(np.mean(labels[gallery][nearest] == labels[probes]))
+  return float(np.mean(accuracies))
+
+
+# --- Pictures' data -------------------------------------------------------------------------------------------
+def pca_2d(embeddings: np.ndarray) -> np.ndarray:
+  """The first two principal components of the centred embeddings [N, D] -> [N, 2] (signs fixed: the largest
+  absolute loading of each component is positive)."""
+  x = np.asarray(embeddings, np.float64)
+  x = x - x.mean(0)
+  _, _, vt = np.linalg.svd(x, full_matrices=False)
+  components = vt[:2]
+  signs = np.sign(components[np.arange(len(components)), np.argmax(np.abs(components), 1)])
+  points = x @ (components * signs[:, None]).T
+  return np.pad(points, ((0, 0), (0, 2 - points.shape[1])))
+
+
+def hardest_pairs(embeddings: np.ndarray, labels: np.ndarray, count: int = 8, metric: str = "euclidean",
+                  weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
+  """The least alike same-class pairs and the most alike different-class pairs, each i < j.
+
+  Returns:
+    hard_positive_pairs, hard_negative_pairs int [<=count, 2] (row indices) and hard_positive_scores,
+    hard_negative_scores [<=count] float64.
+  """
+  labels = np.asarray(labels).reshape(-1)
+  scores = score_matrix(embeddings, embeddings, metric, weights)
+  i, j = np.triu_indices(len(labels), 1)
+  pair_scores, same = scores[i, j], labels[i] == labels[j]
+  out = {}
+  for kind, mask, order in (("positive", same, 1.0), ("negative", ~same, -1.0)):
+    candidates = np.flatnonzero(mask)
+    picked = candidates[np.argsort(order * pair_scores[candidates], kind="stable")[:count]]
+    out[f"hard_{kind}_pairs"] = np.stack([i[picked], j[picked]], 1).astype(np.int64).reshape(-1, 2)
+    out[f"hard_{kind}_scores"] = pair_scores[picked]
+  return out
+
+
+# --- The evaluator's settings and finish ----------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class EmbeddingEval:
+  """What `embedding_metrics` measures.
+
+  Attributes:
+    metric: the score (`SCORES`).
+    classes: labels kept for evaluation (held-out classes); empty: every label.
+    episodes: (ways, shots) of each episode setting, e.g. ((5, 1), (20, 1), (5, 5)).
+    queries: queries per class in an episode.
+    num_episodes: episodes per setting.
+    enrol: examples enrolled per class in gallery recognition.
+    gallery_draws: enrolment draws averaged.
+    far: the false-accept rate of the TAR.
+    max_pairs: verification pairs per half at most.
+    picture_points: examples in the PCA plot and the hardest-pairs search at most (a seeded subset).
+    hardest: pairs of each kind in the hardest-pairs picture.
+    seed: seeds every draw.
+  """
+
+  metric: str = "euclidean"
+  classes: tuple[int, ...] = ()
+  episodes: tuple[tuple[int, int], ...] = ((5, 1), (20, 1), (5, 5))
+  queries: int = 5
+  num_episodes: int = 1000
+  enrol: int = 1
+  gallery_draws: int = 10
+  far: float = 1e-3
+  max_pairs: int = 1_000_000
+  picture_points: int = 1000
+  hardest: int = 8
+  seed: int = 0
+
+
+def embedding_metrics(rows: Mapping[str, np.ndarray], settings: EmbeddingEval) -> dict[str, Any]:
+  """Every metric of the module from gathered rows, plus the pictures' arrays.
+
+  Args:
+    rows: `embedding` [N, D], `label` [N] and optionally `thumb` [N, h, w, C] (images for the hardest-pairs
+      picture) and `pair_weights` [N, D] (the pair head's weights, the same in every row, for 'weighted_l1').
+    settings: what to measure.
+
+  Returns:
+    Scalars: num_examples, num_classes and every name of `metric_names` (the verification metrics,
+    episodes_<N>way_<K>shot and its _ci95, gallery_top1_enrol<k>), NaN where the examples cannot give it (fewer
+    than `ways` classes with enough examples, fewer than 4 examples). Arrays: pca_points [M, 2],
+    pca_labels [M], hard_positive_pairs/scores, hard_negative_pairs/scores (indices into the picture subset) and,
+    with thumbnails, picture_thumbs [M, h, w, C].
+  """
+  embeddings = np.asarray(rows["embedding"], np.float64)
+  labels = np.asarray(rows["label"]).reshape(-1).astype(np.int64)
+  keep = np.isin(labels, settings.classes) if settings.classes else np.ones(len(labels), bool)
+  embeddings, labels = embeddings[keep], labels[keep]
+  weights = rows["pair_weights"][0] if "pair_weights" in rows and len(rows["pair_weights"]) else None
+  score = dict(metric=settings.metric, weights=weights)
+  out: dict[str, Any] = {"num_examples": int(len(labels)), "num_classes": int(len(np.unique(labels)))}
+  out.update({name: float("nan") for name in metric_names(settings)})  # what the data cannot give stays NaN
+  if len(labels) < 4:
+    return out
+  out.update(verification_metrics(embeddings, labels, far=settings.far, max_pairs=settings.max_pairs,
+                                  seed=settings.seed, **score))
+  for ways, shots in settings.episodes:
+    accuracies = episode_accuracies(embeddings, labels, ways, shots, settings.queries, settings.num_episodes,
+                                    seed=settings.seed, **score)
+    if accuracies is not None:
+      name = f"episodes_{ways}way_{shots}shot"
+      out[name], out[name + "_ci95"] = mean_and_interval(accuracies)
+  out[f"gallery_top1_enrol{settings.enrol}"] = gallery_accuracy(embeddings, labels, settings.enrol,
+                                                                settings.gallery_draws, seed=settings.seed, **score)
+  rng = np.random.default_rng([settings.seed, 4])
+  subset = np.sort(rng.permutation(len(labels))[:settings.picture_points])
+  out["pca_points"], out["pca_labels"] = pca_2d(embeddings[subset]), labels[subset]
+  out.update(hardest_pairs(embeddings[subset], labels[subset], settings.hardest, **score))
+  if "thumb" in rows:
+    out["picture_thumbs"] = np.asarray(rows["thumb"])[keep][subset]
+  return out
+
+
+def parse_episodes(text: str) -> tuple[tuple[int, int], ...]:
+  """"5x1,20x1,5x5" -> ((5, 1), (20, 1), (5, 5)) (ways x shots)."""
+  settings = []
+  for item in (t.strip() for t in str(text).split(",")):
+    if not item:
+      continue
+    ways, sep, shots = item.partition("x")
+    if not (sep and ways.isdigit() and shots.isdigit() and int(ways) >= 2 and int(shots) >= 1):
+      raise ConfigError(f"episode setting {item!r} is not WAYSxSHOTS with ways >= 2 and shots >= 1; write e.g. "
+                        "'5x1,20x1,5x5'")
+    settings.append((int(ways), int(shots)))
+  return tuple(settings)
+
+
+def parse_classes(text: str) -> tuple[int, ...]:
+  """"5,6,7" -> (5, 6, 7); "" -> ()."""
+  try:
+    return tuple(int(c) for c in str(text).replace(" ", "").split(",") if c)
+  except ValueError:
+    raise ConfigError(f"{text!r} is not a comma list of class labels; write e.g. '5,6,7,8,9'") from None
+
+
+def metric_names(settings: EmbeddingEval) -> Sequence[str]:
+  """The scalar metrics `embedding_metrics` reports besides num_examples and num_classes."""
+  names = ["verification_auc", "verification_accuracy", "verification_threshold", far_metric_name(settings.far)]
+  for ways, shots in settings.episodes:
+    names += [f"episodes_{ways}way_{shots}shot", f"episodes_{ways}way_{shots}shot_ci95"]
+  return names + [f"gallery_top1_enrol{settings.enrol}"]

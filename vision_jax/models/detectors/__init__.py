@@ -1,0 +1,1 @@
+"""Detection and localisation models (import each module by its full path)."""

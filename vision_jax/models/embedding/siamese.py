@@ -1,0 +1,95 @@
+"""Siamese networks: one embedding network applied to every input (shared weights), and a pair classifier.
+
+`EmbeddingNet` wraps any classifier of the zoo: the backbone is built with `num_classes = embed_dim`, so its
+final linear layer (the one that would give class logits) is the embedding head on top of the backbone's
+features; the embeddings are optionally L2-normalised. Applying the same module (one set of parameters) to both
+images of a pair is what makes the network Siamese (Bromley et al., NIPS 1993).
+
+`PairClassifier` is the verification head of Koch, Zemel, Salakhutdinov, "Siamese Neural Networks for One-shot
+Image Recognition" (ICML deep learning workshop 2015): p(same) = sigmoid(sum_j alpha_j |e1_j - e2_j| + b), one
+learned weight per embedding dimension. It returns the logit; the loss applies the sigmoid.
+
+Example:
+  >>> model = siamese_embedding(backbone="lenet5_relu", embed_dim=32)
+  >>> x = jnp.zeros((2, 28, 28, 1))
+  >>> model.apply(model.init(jax.random.key(0), x), x).shape
+  (2, 32)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from vision_jax.losses.metric import l2_normalize
+from vision_jax.models.registry import get, register_factory
+
+
+class EmbeddingNet(nn.Module):
+  """Images -> embeddings through a zoo backbone whose classifier layer has `embed_dim` outputs.
+
+  Attributes:
+    backbone: an unbound classifier module mapping [N, H, W, C] to [N, embed_dim] (a tuple with auxiliary
+      heads is reduced to its first entry).
+    normalize: L2-normalise the embeddings (unit hypersphere, as in FaceNet).
+  """
+
+  backbone: nn.Module
+  normalize: bool = True
+
+  @nn.compact
+  def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
+    """Maps images [N, H, W, C] to float32 embeddings [N, embed_dim]."""
+    out = self.backbone(images, train=train)
+    if isinstance(out, (tuple, list)):
+      out = out[0]
+    out = out.astype(jnp.float32)
+    return l2_normalize(out) if self.normalize else out
+
+
+class PairClassifier(nn.Module):
+  """Koch-style verification: shared embedding of both images, logit = alpha . |e1 - e2| + b.
+
+  Attributes:
+    backbone: as in `EmbeddingNet`.
+    normalize: L2-normalise the embeddings before the head.
+  """
+
+  backbone: nn.Module
+  normalize: bool = False
+
+  def setup(self):
+    self.embedder = EmbeddingNet(self.backbone, self.normalize)
+    self.head = nn.Dense(1, name="pair_head")
+
+  def embed(self, images: jax.Array, train: bool = False) -> jax.Array:
+    """One branch: images [N, H, W, C] -> embeddings [N, E]."""
+    return self.embedder(images, train=train)
+
+  def pair_logits(self, first: jax.Array, second: jax.Array) -> jax.Array:
+    """Embeddings [N, E] of the two sides -> same-class logits [N]."""
+    return self.head(jnp.abs(first - second))[:, 0]
+
+  def __call__(self, first: jax.Array, second: jax.Array, train: bool = False) -> jax.Array:
+    """Two image batches [N, H, W, C] -> same-class logits [N]."""
+    return self.pair_logits(self.embed(first, train), self.embed(second, train))
+
+
+def siamese_embedding(backbone: str = "lenet5_relu", embed_dim: int = 64, normalize: bool = True,
+                      **backbone_kwargs: Any) -> EmbeddingNet:
+  """`EmbeddingNet` around the registered classifier `backbone` (built with `num_classes=embed_dim`)."""
+  return EmbeddingNet(get(backbone, num_classes=embed_dim, **backbone_kwargs), normalize)
+
+
+def siamese_pair_classifier(backbone: str = "lenet5_relu", embed_dim: int = 64, normalize: bool = False,
+                            **backbone_kwargs: Any) -> PairClassifier:
+  """`PairClassifier` around the registered classifier `backbone` (built with `num_classes=embed_dim`)."""
+  return PairClassifier(get(backbone, num_classes=embed_dim, **backbone_kwargs), normalize)
+
+
+register_factory("siamese_embedding", siamese_embedding)
+register_factory("siamese_pair_classifier", siamese_pair_classifier)
+NAMES = ("siamese_embedding", "siamese_pair_classifier")

@@ -1,0 +1,78 @@
+"""Pictures of a metric-learning run: the embeddings in 2-D (PCA, coloured by class) and the hardest pairs."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
+import numpy as np  # pylint: disable=wrong-import-position
+
+
+def _name(label: int, class_names: Sequence[str]) -> str:
+  return str(class_names[label]) if 0 <= label < len(class_names) else str(label)
+
+
+def plot_embedding_pca(points: np.ndarray, labels: np.ndarray, class_names: Sequence[str], path: str,
+                       title: str = "embeddings, first two principal components") -> None:
+  """Scatter of [M, 2] projected embeddings, one colour per class (a legend up to 20 classes).
+
+  Args:
+    points: [M, 2] coordinates (`evaluation.embedding.pca_2d`).
+    labels: [M] classes.
+    class_names: names by label (labels beyond them are shown as numbers).
+    path: output PNG path.
+  """
+  points, labels = np.asarray(points), np.asarray(labels).reshape(-1)
+  classes = np.unique(labels)
+  fig, ax = plt.subplots(figsize=(6.4, 5.6))
+  cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20" if len(classes) <= 20 else "hsv")
+  for k, c in enumerate(classes):
+    chosen = labels == c
+    colour = cmap(k % cmap.N if len(classes) <= 20 else k / len(classes))
+    ax.scatter(points[chosen, 0], points[chosen, 1], s=6, alpha=0.7, color=colour, label=_name(int(c), class_names))
+  if len(classes) <= 20:
+    ax.legend(markerscale=3, fontsize=8, loc="best")
+  ax.set_xlabel("PC 1")
+  ax.set_ylabel("PC 2")
+  ax.set_title(f"{title} ({len(labels)} examples, {len(classes)} classes)", fontsize=10)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def plot_hardest_pairs(thumbs: np.ndarray, labels: np.ndarray, positive_pairs: np.ndarray,
+                       positive_scores: np.ndarray, negative_pairs: np.ndarray, negative_scores: np.ndarray,
+                       class_names: Sequence[str], path: str) -> None:
+  """Two rows of image pairs: the least alike same-class pairs (top) and the most alike different-class pairs.
+
+  Args:
+    thumbs: [M, h, w, C] uint8 images of the examples the pairs index.
+    labels: [M] classes.
+    positive_pairs, negative_pairs: [P, 2] row indices; positive_scores, negative_scores: [P] their scores
+      (minus the distance, or the pair head's score).
+    class_names: names by label.
+    path: output PNG path.
+  """
+  thumbs, labels = np.asarray(thumbs), np.asarray(labels).reshape(-1)
+  columns = max(len(positive_pairs), len(negative_pairs), 1)
+  fig, axes = plt.subplots(2, 2 * columns, figsize=(1.3 * 2 * columns, 3.4), squeeze=False)
+  for ax in axes.ravel():
+    ax.axis("off")
+  kinds = (("hardest positives (same class, least alike)", positive_pairs, positive_scores),
+           ("hardest negatives (different classes, most alike)", negative_pairs, negative_scores))
+  for row, (title, pairs, scores) in enumerate(kinds):
+    axes[row, 0].set_title(title, fontsize=8, loc="left")
+    for p, ((i, j), score) in enumerate(zip(np.asarray(pairs), np.asarray(scores))):
+      for side, index in enumerate((i, j)):
+        ax = axes[row, 2 * p + side]
+        image = thumbs[index]
+        ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray" if image.shape[-1] == 1 else None)
+        caption = _name(int(labels[index]), class_names)
+        ax.text(0.5, -0.12, caption if side == 0 else f"{caption}  s={score:.2f}", transform=ax.transAxes,
+                ha="center", va="top", fontsize=6)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)

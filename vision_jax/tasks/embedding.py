@@ -1,0 +1,304 @@
+"""Metric learning: a Siamese embedding network trained with a contrastive or triplet loss (online mining) or a
+Koch pair classifier, evaluated on held-out classes by verification, N-way K-shot episodes and gallery recognition.
+
+A config selects it with `task = "embedding"`; `config.model` names any zoo classifier, built with
+`num_classes = embedding.embed_dim` so its last linear layer is the embedding head
+(`vision_jax.models.embedding`). The `config.embedding` section:
+
+  loss              contrastive | batch_all | batch_hard | semi_hard | soft_margin | pair_bce
+                    contrastive: Hadsell's loss (y d^2 + (1 - y) max(0, m - d)^2) on the pairs of the `pairs`
+                    sampler (batch keys image, image2, same), or on every pair of a P x K batch (`balanced`
+                    sampler); the triplet losses mine inside P x K batches (`vision_jax.losses.metric`);
+                    pair_bce: sigmoid cross-entropy of the pair classifier's logit on `pairs` batches.
+  margin            m of the contrastive and hinge triplet losses
+  metric            euclidean | squared_euclidean | cosine: the training distance and the evaluation score
+                    (pair_bce evaluates with the pair head's weighted L1 score)
+  embed_dim         embedding size; normalize: L2-normalise embeddings
+  heldout_classes   labels (as batches carry them) that training never uses and evaluation is restricted to,
+                    e.g. "5,6,7,8,9": training rows of these labels are masked out of every loss (their pixels
+                    still pass through the network, so use a backbone without batch norm to keep them unseen);
+                    "" trains on every training label and evaluates every eval label (set this when the data
+                    config already separates the classes of the two splits)
+  episodes          evaluation settings WAYSxSHOTS, e.g. "5x1,20x1,5x5"; queries, num_episodes per setting;
+  enrol             gallery examples per class; eval_seed seeds every evaluation draw
+  best_metric       the eval metric checkpoints keep the best of (max)
+
+With `train.grad_accum_steps = k` the losses mine inside each of the k micro-batches (contrastive pairs need k = 1).
+
+Metrics: training `loss`, `positive_distance`, `negative_distance` (batch means of same-class and
+different-class pair distances) and, for batch_all, `active_triplets`; evaluation: `evaluation.embedding`.
+Reports: embedding_pca.png and hardest_pairs.png.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any, Mapping, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from vision_jax.data.features import DatasetSpec
+from vision_jax.errors import ConfigError
+from vision_jax.evaluation import embedding as embedding_eval
+from vision_jax.evaluation.evaluators import Evaluator, GatherEvaluator
+from vision_jax.losses import metric as metric_losses
+from vision_jax.losses.classification import binary_cross_entropy
+from vision_jax.models import embedding as embedding_models
+from vision_jax.models import overrides
+from vision_jax.tasks import base
+from vision_jax.train_lib import step_memory
+from vision_jax.train_lib.state import TrainState
+
+LOSSES = ("contrastive", "batch_all", "batch_hard", "semi_hard", "soft_margin", "pair_bce")
+PAIR_LOSSES = ("pair_bce",)  # need the pairs sampler
+THUMB_SIZE = 32  # longest side of the images kept for the hardest-pairs picture
+
+
+def defaults() -> ml_collections.ConfigDict:
+  """The `config.embedding` section with its defaults (module docstring)."""
+  return ml_collections.ConfigDict({
+      "loss": "batch_hard", "margin": 0.2, "metric": "euclidean", "embed_dim": 64, "normalize": True,
+      "heldout_classes": "", "episodes": "5x1,20x1,5x5", "queries": 5, "num_episodes": 1000, "enrol": 1,
+      "eval_seed": 0, "best_metric": "verification_auc"})
+
+
+def _label_key(spec: DatasetSpec) -> str:
+  if spec.label_key:
+    return spec.label_key
+  identities = spec.keys_of_kind("identity")
+  if not identities:
+    raise ConfigError(f"task 'embedding' needs a class label or an identity per example; dataset {spec.name!r} "
+                      "has neither: pick a labelled dataset")
+  return identities[0]
+
+
+def check_settings(section: ml_collections.ConfigDict, model_name: str, sampler: str) -> None:
+  """Raises a one-line ConfigError for an unknown loss or metric, a bad size, a wrapped model or a sampler that
+  does not give the loss its batches."""
+  if section.loss not in LOSSES:
+    raise ConfigError(f"embedding.loss={section.loss!r} is unknown; use one of {', '.join(LOSSES)}")
+  if section.metric not in metric_losses.METRICS:
+    raise ConfigError(f"embedding.metric={section.metric!r} is unknown; use one of "
+                      f"{', '.join(metric_losses.METRICS)}")
+  if section.embed_dim < 1:
+    raise ConfigError(f"embedding.embed_dim={section.embed_dim} must be at least 1")
+  if model_name in embedding_models.NAMES:
+    raise ConfigError(f"model.name={model_name!r} is already a Siamese wrapper; task 'embedding' wraps the backbone "
+                      "itself: set model.name to a zoo classifier such as lenet5_relu or simple_cnn")
+  if section.loss in PAIR_LOSSES and sampler != "pairs":
+    raise ConfigError(f"embedding.loss={section.loss} trains on pairs; set input.sampler=pairs")
+  if section.loss not in ("contrastive",) + PAIR_LOSSES and sampler not in ("balanced", "uniform"):
+    raise ConfigError(f"embedding.loss={section.loss} mines triplets inside P x K batches; set "
+                      "input.sampler=balanced (input.examples_per_class=K)")
+
+
+@base.register("embedding")
+class EmbeddingTask(base.Task):
+  """Siamese embeddings with contrastive / triplet / pair-classifier training (module docstring).
+
+  Args:
+    config: the experiment config (model, input, embedding, train sections are read).
+    spec: the training split's `DatasetSpec`.
+  """
+
+  throughput_unit = "images"
+  curve_metrics = ("loss", "positive_distance", "negative_distance", "verification_auc", "episodes_5way_1shot")
+
+  def __init__(self, config: ml_collections.ConfigDict, spec: DatasetSpec):
+    super().__init__(config, spec)
+    section = defaults()
+    section.update(dict(config.get("embedding") or {}))
+    self.settings = section
+    check_settings(section, config.model.name, config.input.sampler)
+    self.label_key = _label_key(spec)
+    self.heldout = embedding_eval.parse_classes(section.heldout_classes)
+    backbone = overrides.from_config(config.model, num_classes=int(section.embed_dim), **base.compute_dtype(config))
+    if section.loss in PAIR_LOSSES:
+      self.model: nn.Module = embedding_models.PairClassifier(backbone, bool(section.normalize))
+    else:
+      self.model = embedding_models.EmbeddingNet(backbone, bool(section.normalize))
+    self.eval_settings = embedding_eval.EmbeddingEval(
+        metric="weighted_l1" if section.loss in PAIR_LOSSES else section.metric, classes=self.heldout,
+        episodes=embedding_eval.parse_episodes(section.episodes), queries=int(section.queries),
+        num_episodes=int(section.num_episodes), enrol=int(section.enrol), seed=int(section.eval_seed))
+    self.best_metric = (section.best_metric, "max")
+    self.grad_accum_steps = int(config.train.grad_accum_steps)
+    step_memory.remat_policy(config.train.remat)
+    self.remat = config.train.remat
+    self.input_ops = base.InputOps(config.input)
+
+  # --- Networks -------------------------------------------------------------------------------------------------
+  def networks(self) -> dict[str, nn.Module]:
+    return {"model": self.model}
+
+  def input_shape(self) -> tuple[int, ...]:
+    """The model's per-example input shape (traced through the input ops)."""
+    return self.input_ops.output_shape(self.spec.image_shape)
+
+  def example_inputs(self, name: str) -> tuple[jax.Array, ...]:
+    del name
+    x = jnp.zeros((1,) + self.input_shape(), jnp.float32)
+    return (x, x) if isinstance(self.model, embedding_models.PairClassifier) else (x,)
+
+  def identity(self) -> dict[str, Any]:
+    return {"loss": self.settings.loss, "embed_dim": int(self.settings.embed_dim),
+            "normalize": bool(self.settings.normalize)}
+
+  def embed(self, variables: Mapping[str, Any], images: jax.Array) -> jax.Array:
+    """Evaluation-mode embeddings [N, E] of stored-format images [N, H, W, C]."""
+    prepared = self.input_ops(jax.random.PRNGKey(0), images, train=False)
+    if isinstance(self.model, embedding_models.PairClassifier):
+      return self.model.apply(variables, prepared, method=embedding_models.PairClassifier.embed)
+    return self.model.apply(variables, prepared, train=False)
+
+  # --- Training -------------------------------------------------------------------------------------------------
+  def _trained_rows(self, labels: jax.Array) -> jax.Array:
+    """[N] bool: rows whose label is not held out."""
+    if not self.heldout:
+      return jnp.ones(labels.shape, bool)
+    return ~jnp.isin(labels, jnp.asarray(self.heldout, labels.dtype))
+
+  def _pair_distance_means(self, distances: jax.Array, same: jax.Array, mask: jax.Array) -> dict[str, jax.Array]:
+    def mean(selected):
+      return jnp.sum(jnp.where(selected, distances, 0.0)) / jnp.maximum(jnp.sum(selected), 1)
+    return {"positive_distance": mean(same & mask), "negative_distance": mean(~same & mask)}
+
+  def batch_loss(self, outputs: jax.Array, micro: Mapping[str, jax.Array]) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """The configured loss of one (micro-)batch of training-mode outputs and its monitoring metrics.
+
+    Args:
+      outputs: embeddings [N, E] ([2N, E] for pairs: the first images, then the second) or pair logits [N].
+      micro: labels [N], trained [N] bool and, for pairs, same [N], labels2 [N], trained2 [N].
+
+    Returns:
+      (loss [], {metric: []}).
+    """
+    s, metric = self.settings, self.settings.metric
+    if "same" in micro:  # pairs
+      same = micro["same"].astype(bool)
+      mask = micro["trained"] & micro["trained2"]
+      if s.loss == "pair_bce":
+        loss = jnp.sum(jnp.where(mask, binary_cross_entropy(outputs, same.astype(jnp.float32)), 0.0))
+        return loss / jnp.maximum(jnp.sum(mask), 1), {}
+      first, second = jnp.split(outputs, 2)
+      loss = metric_losses.contrastive_loss(first, second, same, s.margin, metric, pair_mask=mask)
+      return loss, self._pair_distance_means(metric_losses.paired_distances(first, second, metric), same, mask)
+    labels, trained = micro["labels"], micro["trained"]
+    common = dict(metric=metric, example_mask=trained)
+    extra = {}
+    if s.loss == "contrastive":
+      loss = metric_losses.batch_contrastive_loss(outputs, labels, s.margin, **common)
+    elif s.loss == "batch_all":
+      loss, extra["active_triplets"] = metric_losses.batch_all_triplet_loss(outputs, labels, s.margin, **common)
+    elif s.loss in ("batch_hard", "soft_margin"):
+      loss = metric_losses.batch_hard_triplet_loss(outputs, labels, s.margin, soft=s.loss == "soft_margin", **common)
+    else:
+      loss = metric_losses.semi_hard_triplet_loss(outputs, labels, s.margin, **common)
+    positive, negative = metric_losses.pair_masks(labels, trained)
+    distances = metric_losses.pairwise_distances(outputs, metric=metric)
+    means = self._pair_distance_means(distances, positive, positive | negative)
+    return loss, {**means, **extra}
+
+  def train_step(self, state: TrainState, batch: dict[str, jax.Array],
+                 txs: Mapping[str, optax.GradientTransformation]) -> tuple[TrainState, base.Metrics]:
+    """One optimizer update of "model".
+
+    Args:
+      state: the current train state.
+      batch: image [N, H, W, C] and the label (P x K batches), plus image2, label2, same for pairs.
+      txs: the optimizers ("model").
+
+    Returns:
+      (new state, {metric: batch value}).
+    """
+    step_rng = state.step_rng()
+    labels = batch[self.label_key]
+    micro = {"labels": labels, "trained": self._trained_rows(labels)}
+    first = self.input_ops(jax.random.fold_in(step_rng, 0), batch["image"], train=True)
+    if "same" in batch:
+      second = self.input_ops(jax.random.fold_in(step_rng, 2), batch["image2"], train=True)
+      micro.update(same=batch["same"], trained2=self._trained_rows(batch["label2"]))
+      inputs = (first, second) if self.settings.loss in PAIR_LOSSES else (jnp.concatenate([first, second]),)
+    elif self.settings.loss in PAIR_LOSSES:
+      raise ConfigError("embedding.loss=pair_bce needs pair batches (image2, same); set input.sampler=pairs")
+    else:
+      inputs = (first,)
+    if len(inputs) == 1 and "same" in batch and self.grad_accum_steps != 1:  # [2N] inputs cannot split with [N] labels
+      raise ConfigError("contrastive pairs run both sides through one forward pass; use train.grad_accum_steps=1")
+    micro_batch = {"inputs": inputs, **micro}
+
+    def loss_of(outputs, m):  # metrics as [1] rows: micro-batches' values are concatenated, then averaged
+      loss, metrics = self.batch_loss(outputs, m)
+      return loss, {k: v[None] for k, v in {"loss": loss, **metrics}.items()}
+
+    new_state, metrics = base.supervised_update(state, txs, self.model, micro_batch, loss_of,
+                                                jax.random.fold_in(step_rng, 1), self.grad_accum_steps, self.remat)
+    return new_state, jax.tree.map(jnp.mean, metrics)
+
+  # --- Evaluation -----------------------------------------------------------------------------------------------
+  def eval_step(self, state: TrainState, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """Per-example outputs of one padded eval batch: embedding [N, E], label [N], thumb [N, h, w, C] uint8, mask
+    [N] and, for the pair classifier, its head's weights repeated per row (pair_weights [N, E])."""
+    images = batch["image"]
+    embeddings = self.embed(state.variables("model"), images)
+    outputs = {"embedding": embeddings, "label": batch[self.label_key], "mask": batch["mask"],
+               "thumb": thumbnails(images)}
+    if isinstance(self.model, embedding_models.PairClassifier):
+      weights = state.params["model"]["pair_head"]["kernel"][:, 0]
+      outputs["pair_weights"] = jnp.broadcast_to(weights, embeddings.shape)
+    return outputs
+
+  def evaluators(self) -> list[Evaluator]:
+    keys = ["embedding", "label", "thumb"] + (["pair_weights"] if self.eval_settings.metric == "weighted_l1" else [])
+    return [GatherEvaluator(keys, functools.partial(embedding_eval.embedding_metrics, settings=self.eval_settings))]
+
+  def write_reports(self, workdir: str, metrics: Mapping[str, Any], summary: dict[str, Any]) -> list[str]:
+    """embedding_pca.png and hardest_pairs.png of the last evaluation."""
+    from vision_jax.plots import embedding as embedding_plots  # pylint: disable=import-outside-toplevel
+    del summary
+    paths, names = [], self.spec.class_names
+    if "pca_points" in metrics:
+      paths.append(os.path.join(workdir, "embedding_pca.png"))
+      embedding_plots.plot_embedding_pca(metrics["pca_points"], metrics["pca_labels"], names, paths[-1])
+    if "picture_thumbs" in metrics and len(metrics.get("hard_positive_pairs", ())):
+      paths.append(os.path.join(workdir, "hardest_pairs.png"))
+      embedding_plots.plot_hardest_pairs(metrics["picture_thumbs"], metrics["pca_labels"],
+                                         metrics["hard_positive_pairs"], metrics["hard_positive_scores"],
+                                         metrics["hard_negative_pairs"], metrics["hard_negative_scores"], names,
+                                         paths[-1])
+    return paths
+
+  def predict(self, state: TrainState, paths: Sequence[str]) -> list[str]:
+    """Each image file's embedding (norm and first values) and, with several files, the nearest other file."""
+    from vision_jax.tasks.classification_eval import read_image  # pylint: disable=import-outside-toplevel
+    images = np.stack([read_image(p, tuple(self.spec.image_shape)) for p in paths])
+    embeddings = np.asarray(jax.device_get(jax.jit(self.embed)(state.variables("model"), images)), np.float64)
+    weights = None
+    if isinstance(self.model, embedding_models.PairClassifier):
+      weights = np.asarray(jax.device_get(state.params["model"]["pair_head"]["kernel"]))[:, 0]
+    scores = embedding_eval.score_matrix(embeddings, embeddings, self.eval_settings.metric, weights)
+    lines = []
+    for i, path in enumerate(paths):
+      shown = ", ".join(f"{v:.3f}" for v in embeddings[i, :6])
+      line = f"{path}: embedding [{embeddings.shape[1]}] norm {np.linalg.norm(embeddings[i]):.3f} ({shown}, ...)"
+      if len(paths) > 1:
+        j = int(np.argmax(np.where(np.arange(len(paths)) == i, -np.inf, scores[i])))
+        line += f"; nearest other file {paths[j]} (score {scores[i, j]:.3f})"
+      lines.append(line)
+    return lines
+
+
+def thumbnails(images: jax.Array, size: int = THUMB_SIZE) -> jax.Array:
+  """Stored images [N, H, W, C] as uint8 with the longest side at most `size` (bilinear; smaller ones as they are)."""
+  n, height, width, channels = images.shape
+  scale = min(1.0, size / max(height, width))
+  if scale < 1.0:
+    shape = (n, max(1, round(height * scale)), max(1, round(width * scale)), channels)
+    images = jax.image.resize(images.astype(jnp.float32), shape, "bilinear")
+  return jnp.clip(jnp.round(images.astype(jnp.float32)), 0, 255).astype(jnp.uint8)
