@@ -103,6 +103,23 @@ def test_small_fcn_variants_keep_the_input_size():
     assert _out_shape(models.get(f"fcn{variant}_small"), (70, 96, 1)) == (1, 70, 96, 11)
 
 
+def test_at_once_fcn8s_scales_the_skips_before_scoring():
+  """Scaling pool4 by 0.01 and pool3 by 1e-4 before a 1x1 score conv equals scaling that conv's kernel."""
+  plain = fcn.FCN(num_classes=3, variant="8s", stage_convs=(1,) * 5, widths=(4,) * 5, fc_width=8, fc_kernel=3,
+                  layout="same", dropout=0.0)
+  at_once = plain.clone(skip_scales=fcn.AT_ONCE_SKIP_SCALES)
+  x = jax.random.normal(jax.random.key(1), (1, 32, 32, 1))
+  params = plain.init(jax.random.key(2), x)["params"]
+  params = jax.tree.map(lambda p: jax.random.normal(jax.random.key(3), p.shape), params)  # non-zero scores
+  rescaled = dict(params)
+  for name, scale in (("score_pool4", 0.01), ("score_pool3", 1e-4)):
+    rescaled[name] = {"kernel": params[name]["kernel"] * scale, "bias": params[name]["bias"]}
+  want = np.asarray(plain.apply({"params": rescaled}, x), np.float64)
+  got = np.asarray(at_once.apply({"params": params}, x), np.float64)
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+  assert np.abs(got - np.asarray(plain.apply({"params": params}, x))).max() > 1e-3  # the scaling does act
+
+
 def test_unet_valid_maps_572_to_388():
   assert unet.valid_output_size(572, 4) == 388
   assert unet.valid_output_size(570, 4) == -1  # 566 after the first convs, 283 after the pool: odd, invalid

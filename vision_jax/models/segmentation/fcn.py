@@ -38,6 +38,7 @@ VARIANTS = {"32s": 32, "16s": 16, "8s": 8}  # name -> stride of the finest fused
 VGG16_STAGES = (2, 2, 3, 3, 3)
 VGG16_WIDTHS = (64, 128, 256, 512, 512)
 PAPER_INPUT_PADDING = 100
+AT_ONCE_SKIP_SCALES = (0.01, 0.0001)  # pool4, pool3 in Caffe's voc-fcn8s-atonce (Shelhamer et al., PAMI 2017)
 
 
 def center_crop(x: jax.Array, offset: tuple[int, int], size: tuple[int, int]) -> jax.Array:
@@ -124,6 +125,9 @@ class FCN(nn.Module):
     fc_kernel: fc6's kernel (7 in VGG16, whose fc6 read a 7x7 pool5).
     layout: "paper" (pad 100, ceil pools, valid fc6, Caffe crops) or "same" (see the module docstring).
     dropout: rate after fc6 and fc7.
+    skip_scales: factors on pool4 and pool3 before their score layers; (1, 1) for the staged nets,
+      `AT_ONCE_SKIP_SCALES` (0.01, 0.0001) for the paper's FCN-8s trained all at once (voc-fcn8s-atonce), which
+      keeps the fine skips from swamping the coarse scores early in training.
     dtype: computation dtype.
   """
 
@@ -135,6 +139,7 @@ class FCN(nn.Module):
   fc_kernel: int = 7
   layout: str = "paper"
   dropout: float = 0.5
+  skip_scales: Sequence[float] = (1.0, 1.0)
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
@@ -163,10 +168,11 @@ class FCN(nn.Module):
     scores = score_layer(self.num_classes, "score_fr")(x)
     offsets = crop_offsets(self.layout, self.fc_kernel)
     stride = VARIANTS[self.variant]
-    skips = (("pool4", pools[3]), ("pool3", pools[2]))[:{32: 0, 16: 1, 8: 2}[stride]]
-    for name, pool in skips:
+    skips = (("pool4", pools[3], self.skip_scales[0]),
+             ("pool3", pools[2], self.skip_scales[1]))[:{32: 0, 16: 1, 8: 2}[stride]]
+    for name, pool, scale in skips:
       scores = upsampling_layer(2, self.num_classes, self.layout, f"upscore_{name}")(scores)
-      skip = score_layer(self.num_classes, f"score_{name}")(pool)
+      skip = score_layer(self.num_classes, f"score_{name}")(pool * scale if scale != 1 else pool)
       scores = scores + center_crop(skip, (offsets[name],) * 2, scores.shape[1:3])
     # The last upsampling is fixed bilinear interpolation (a constant, as the reference nets' lr_mult 0 layer).
     _, padding = _upsampling_geometry(stride, self.layout)
