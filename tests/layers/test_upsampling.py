@@ -49,7 +49,8 @@ def test_flax_conv_transpose_semantics():
 
 
 @pytest.mark.parametrize("n,k,s,p,op", [(2, 2, 1, 0, 0), (4, 4, 2, 1, 0), (5, 3, 2, 1, 1), (7, 16, 8, 4, 0),
-                                        (3, 3, 3, 0, 2), (6, 5, 3, 1, 0), (4, 1, 2, 1, 1)])  # last: p > k - 1
+                                        (3, 3, 3, 0, 2), (6, 5, 3, 1, 0), (4, 1, 2, 1, 1),  # p > k - 1
+                                        (5, 2, 2, 0, 0), (3, 3, 3, 0, 0)])  # kernel == stride: the matmul path
 def test_output_size_and_values_match_scatter_definition(n, k, s, p, op):
   expected_size = (n - 1) * s - 2 * p + k + op
   assert upsampling.transposed_conv_output_size(n, k, s, p, op) == expected_size
@@ -60,6 +61,23 @@ def test_output_size_and_values_match_scatter_definition(n, k, s, p, op):
   reference = scatter_reference(x.astype(np.float64), kernel.astype(np.float64), s, p, op)
   assert out.shape == (2, expected_size, upsampling.transposed_conv_output_size(n + 1, k, s, p, op), 2)
   np.testing.assert_allclose(np.asarray(out), reference, atol=1e-4)
+
+
+def test_kernel_equal_to_stride_path_has_the_dilated_forms_gradients():
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(2, 4, 5, 3)), jnp.float32)
+  kernel = jnp.asarray(rng.normal(size=(2, 2, 3, 4)), jnp.float32)
+  cotangent = jnp.asarray(rng.normal(size=(2, 8, 10, 4)), jnp.float32)
+
+  def dilated(x, kernel):  # the general form, forced (its output_padding 0 path with lhs dilation)
+    return jax.lax.conv_general_dilated(x, kernel[::-1, ::-1], (1, 1), [(1, 1), (1, 1)], lhs_dilation=(2, 2),
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+  loss = lambda f: lambda x, k: jnp.sum(f(x, k) * cotangent)
+  fast = jax.grad(loss(lambda x, k: upsampling.transposed_conv(x, k, 2)), argnums=(0, 1))(x, kernel)
+  slow = jax.grad(loss(dilated), argnums=(0, 1))(x, kernel)
+  for a, b in zip(fast, slow):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
 
 
 def test_transposed_conv_module_matches_pytorch():

@@ -71,6 +71,8 @@ def transposed_conv(x: jax.Array, kernel: jax.Array, stride: int | Sequence[int]
   kernel_hw = kernel.shape[:2]
   if any(e >= s and e > 0 for e, s in zip(extras, strides)):
     raise ConfigError(f"output_padding {extras} must be smaller than the stride {strides}; lower output_padding")
+  if tuple(kernel_hw) == strides and pads == (0, 0) and extras == (0, 0):
+    return _non_overlapping_transposed_conv(x, kernel)
   # Dilating the input by the stride and correlating with the flipped kernel, padded k - 1 - p on each side
   # (plus output_padding at the end), equals scattering the kernel; negative padding crops.
   lax_padding = [(k - 1 - p, k - 1 - p + e) for k, p, e in zip(kernel_hw, pads, extras)]
@@ -115,6 +117,17 @@ def bilinear_init(factor: int) -> Callable:
     return jnp.asarray(bilinear_kernel(factor, shape[2]), dtype)
 
   return init
+
+
+def _non_overlapping_transposed_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """The kernel == stride case (U-Net's 2x2/2 up-convolution): every input pixel writes its own s x s block, so
+  the op is one matrix product [N*H*W, C_in] x [C_in, sh*sw*C_out] and a depth-to-space. Equal to the dilated
+  form, and several times faster on XLA:CPU, whose input-dilated convolutions (and their gradients) miss the
+  fast convolution path."""
+  n, h, w, _ = x.shape
+  sh, sw, _, c_out = kernel.shape
+  y = jnp.einsum("nhwc,ijco->nhiwjo", x, kernel.astype(x.dtype))
+  return y.reshape(n, h * sh, w * sw, c_out)
 
 
 class TransposedConv(nn.Module):
