@@ -158,3 +158,59 @@ def kmeans_anchors(box_wh: jax.Array, k: int, key: jax.Array, num_iters: int = 1
 def mean_best_iou(box_wh: np.ndarray | jax.Array, anchors_wh: np.ndarray | jax.Array) -> jax.Array:
   """Average over boxes of the best anchor IoU (YOLO v2's 'Avg IOU' quality of an anchor set); scalar."""
   return jnp.mean(jnp.max(wh_iou(jnp.asarray(box_wh), jnp.asarray(anchors_wh)), axis=1))
+
+
+def rcnn_base_anchors(sizes: Sequence[float], ratios: Sequence[float]) -> np.ndarray:
+  """torchvision's `AnchorGenerator.generate_anchors`: zero-centred, rounded cell anchors `[R * S, 4]`.
+
+  Ratio r = height / width; for size s the anchor is s / sqrt(r) wide and s * sqrt(r) high, ratio-major
+  then size, and the half extents are rounded to integers (half to even), all in float32 as torchvision does.
+  """
+  scales = np.asarray(sizes, np.float32)
+  h_ratios = np.sqrt(np.asarray(ratios, np.float32))
+  w_ratios = np.float32(1) / h_ratios
+  ws = (w_ratios[:, None] * scales[None, :]).reshape(-1)
+  hs = (h_ratios[:, None] * scales[None, :]).reshape(-1)
+  return np.round(np.stack([-ws, -hs, ws, hs], axis=1) / np.float32(2))
+
+
+def rcnn_anchors(image_size_padded: tuple[int, int], feature_sizes: Sequence[tuple[int, int]],
+                 sizes_per_level: Sequence[Sequence[float]],
+                 ratios_per_level: Sequence[Sequence[float]]) -> jax.Array:
+  """Faster R-CNN anchors for every level, equal to torchvision's `AnchorGenerator` output.
+
+  Level l has stride (H // fh, W // fw) for the padded batch size (H, W) and its feature size (fh, fw); its
+  anchors are the rounded cell anchors (`rcnn_base_anchors`) shifted to (j * stride_x, i * stride_y) for
+  every location (i, j) in row-major order, location-major; levels are concatenated in order. Computed on the
+  host (the shapes are static), so it costs nothing under jit.
+
+  Args:
+    image_size_padded: (H, W) of the padded batch (after `rcnn_transform`).
+    feature_sizes: (fh, fw) per level.
+    sizes_per_level: anchor sizes per level, e.g. ((32,), (64,), (128,), (256,), (512,)) for the FPN.
+    ratios_per_level: height/width ratios per level, e.g. ((0.5, 1.0, 2.0),) * 5.
+
+  Returns:
+    `[sum_l fh_l * fw_l * A_l, 4]` float32 xyxy anchors in padded-image pixels.
+  """
+  if not (len(feature_sizes) == len(sizes_per_level) == len(ratios_per_level)):
+    raise UserError(f'rcnn_anchors got {len(feature_sizes)} feature maps, {len(sizes_per_level)} size tuples and '
+                    f'{len(ratios_per_level)} ratio tuples: pass one of each per level.')
+  h, w = (int(v) for v in image_size_padded)
+  levels = []
+  for (fh, fw), sizes, ratios in zip(feature_sizes, sizes_per_level, ratios_per_level):
+    base = rcnn_base_anchors(sizes, ratios)
+    shift_x = np.arange(fw, dtype=np.int64) * (w // fw)
+    shift_y = np.arange(fh, dtype=np.int64) * (h // fh)
+    yy, xx = np.meshgrid(shift_y, shift_x, indexing='ij')
+    shifts = np.stack([xx.reshape(-1), yy.reshape(-1)] * 2, axis=1).astype(np.float32)
+    levels.append((shifts[:, None, :] + base[None, :, :]).reshape(-1, 4))
+  return jnp.asarray(np.concatenate(levels, axis=0))
+
+
+def rcnn_anchors_per_level(feature_sizes: Sequence[tuple[int, int]],
+                           sizes_per_level: Sequence[Sequence[float]],
+                           ratios_per_level: Sequence[Sequence[float]]) -> tuple[int, ...]:
+  """Number of anchors of each level of `rcnn_anchors` (fh * fw * sizes * ratios), for `filter_proposals`."""
+  return tuple(int(fh * fw * len(s) * len(r))
+               for (fh, fw), s, r in zip(feature_sizes, sizes_per_level, ratios_per_level))

@@ -20,6 +20,19 @@ def _check_iou(iou: jax.Array) -> None:
     raise UserError(f'the IoU matrix must be 2-D; got shape {jnp.shape(iou)}: compute it with box_iou.')
 
 
+def _threshold_matches(iou: jax.Array, high: float, low: float, gt_valid: jax.Array | None):
+  """Masks invalid rows to -1 and thresholds: (valid [G], masked iou [G, A], best_gt [A], matches [A])."""
+  if low > high:
+    raise UserError(f'the negative (low) IoU threshold {low} exceeds the positive (high) one {high}: pass '
+                    'low <= high.')
+  valid = jnp.ones((iou.shape[0],), bool) if gt_valid is None else jnp.asarray(gt_valid, bool)
+  masked = jnp.where(valid[:, None], iou, -1.0)
+  best_iou = jnp.max(masked, axis=0)
+  best_gt = jnp.argmax(masked, axis=0).astype(jnp.int32)
+  matches = jnp.where(best_iou >= high, best_gt, jnp.where(best_iou < low, NEGATIVE, IGNORE)).astype(jnp.int32)
+  return valid, masked, best_gt, matches
+
+
 def iou_match(iou: jax.Array, positive_threshold: float = 0.7, negative_threshold: float = 0.3,
               gt_valid: jax.Array | None = None, keep_best_anchor: bool = True) -> jax.Array:
   """Threshold matching of anchors to ground truth (Faster R-CNN, SSD).
@@ -39,18 +52,10 @@ def iou_match(iou: jax.Array, positive_threshold: float = 0.7, negative_threshol
     `[A]` int32 matches: ground-truth index, NEGATIVE (-1) or IGNORE (-2).
   """
   _check_iou(iou)
-  if negative_threshold > positive_threshold:
-    raise UserError(f'negative_threshold {negative_threshold} exceeds positive_threshold '
-                    f'{positive_threshold}: pass negative_threshold <= positive_threshold.')
   g, a = iou.shape
   if g == 0:
     return jnp.full((a,), NEGATIVE, jnp.int32)
-  valid = jnp.ones((g,), bool) if gt_valid is None else jnp.asarray(gt_valid, bool)
-  iou = jnp.where(valid[:, None], iou, -1.0)
-  best_iou = jnp.max(iou, axis=0)
-  best_gt = jnp.argmax(iou, axis=0).astype(jnp.int32)
-  matches = jnp.where(best_iou >= positive_threshold, best_gt,
-                      jnp.where(best_iou < negative_threshold, NEGATIVE, IGNORE)).astype(jnp.int32)
+  valid, iou, _, matches = _threshold_matches(iou, positive_threshold, negative_threshold, gt_valid)
   if keep_best_anchor:
     best_anchor = jnp.argmax(iou, axis=1)
     claim = valid & (jnp.max(iou, axis=1) > 0)
@@ -129,3 +134,35 @@ def yolo_grid_assign(gt_boxes: jax.Array, anchors_wh: jax.Array, grid_size: tupl
   row_or_drop = jnp.where(valid, row, gh)
   assignment = assignment.at[row_or_drop, col, anchor].max(jnp.arange(g, dtype=jnp.int32), mode='drop')
   return cells, assignment
+
+
+def rcnn_match(iou: jax.Array, high_threshold: float = 0.7, low_threshold: float = 0.3,
+               allow_low_quality_matches: bool = True, gt_valid: jax.Array | None = None) -> jax.Array:
+  """torchvision's `Matcher` (Faster R-CNN's RPN: 0.7 / 0.3 with low-quality matches; its heads: 0.5 / 0.5).
+
+  Each anchor takes its best ground truth (the first of ties); best IoU < `low_threshold` gives NEGATIVE,
+  in [low, high) gives IGNORE. With `allow_low_quality_matches`, every anchor tied at some ground truth's
+  highest IoU (all ties, not only the first) gets back its best ground truth, whatever that IoU was; a ground
+  truth overlapping nothing (an all-zero row) therefore revives every anchor it has IoU 0 with, as in
+  torchvision. `iou_match` differs: it forces only the first best anchor and skips zero rows.
+  With no valid ground truth every anchor is NEGATIVE (torchvision's background-image path).
+
+  Args:
+    iou: `[G, A]` IoU of ground truth (rows) and anchors or proposals (columns).
+    high_threshold: IoU at or above which an anchor is matched.
+    low_threshold: IoU below which an anchor is negative.
+    allow_low_quality_matches: restore the matches of each ground truth's best anchors.
+    gt_valid: `[G]` bool mask of real (unpadded) ground truth; all valid if None.
+
+  Returns:
+    `[A]` int32: the matched ground-truth index, or NEGATIVE (-1) / IGNORE (-2).
+  """
+  _check_iou(iou)
+  if iou.shape[0] == 0:  # no ground truth rows at all: the background-image path
+    return jnp.full((iou.shape[1],), NEGATIVE, jnp.int32)
+  valid, masked, best_gt, matches = _threshold_matches(iou, high_threshold, low_threshold, gt_valid)
+  if allow_low_quality_matches:
+    highest_per_gt = jnp.max(masked, axis=1, keepdims=True)
+    tied = jnp.any((masked == highest_per_gt) & valid[:, None], axis=0)
+    matches = jnp.where(tied, best_gt, matches)
+  return jnp.where(jnp.any(valid), matches, NEGATIVE).astype(jnp.int32)
