@@ -70,6 +70,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.dataset.eval_split = "test"
   c.dataset.data_dir = ""  # "" -> $TFDS_DATA_DIR or ~/tensorflow_datasets
   c.dataset.classes = ""  # e.g. "5,6,7,8,9": keep these classes, relabelled 0..4 (vision_jax.data.subsets)
+  c.dataset.eval_classes = ""  # evaluation split's own classes (e.g. held out of training), relabelled 0..n-1
   c.dataset.examples_per_class = 0  # > 0: that many training examples per class; 0 -> all
   c.dataset.subset_seed = 0  # which examples examples_per_class draws (independent of `seed`)
 

@@ -5,15 +5,17 @@
     python -m vision_jax.main --config=configs/siamese_digits.py:smoke                               # seconds
 
 Arguments (`:key=value,...`): loss (contrastive | batch_all | batch_hard | semi_hard | soft_margin | pair_bce),
-dataset (digits | fashion), model (any zoo classifier as the backbone; lenet5_relu, which has no batch norm,
-so the masked held-out rows leave no trace in the network), steps, batch, k (examples per class of a P x K batch),
-margin (0: the loss's default, 0.2 for triplets, 1.0 for contrastive), embed, normalize (L2-normalised
-embeddings), lr, seed, smoke.
+dataset (digits | fashion), model (any zoo classifier as the backbone; default simple_cnn), bn (batch norm in the
+backbone, `model.batch_norm=on`; the training split holds no held-out image, so its statistics never see one),
+transforms (`embedding.class_transforms`: 8 turns the training classes into 40 by quarter turns and mirror images,
+0 keeps the 5 classes), steps, batch (0: 20 class groups of k for P x K batches, 128 pairs for pair_bce), k
+(examples per class of a P x K batch), margin (0: the loss's default, 0.2 for triplets, 1.0 for contrastive),
+embed, normalize (L2-normalised embeddings), lr, seed, smoke. Evaluation and checkpoints at half and all steps.
 
-Held-out classes: both splits keep all ten classes and `embedding.heldout_classes = "5,6,7,8,9"` masks those
-labels out of every training loss and restricts evaluation to them (`vision_jax.tasks.embedding`).
-Training batches: triplet losses use the balanced sampler (P x K, K = `k`; batch 160 with k=16 holds every class);
-contrastive and pair_bce use the pairs sampler (128 pairs, half of them same-class).
+Held-out classes: the training split keeps classes 0-4 (`dataset.classes`) and the evaluation split the held-out
+classes 5-9 (`dataset.eval_classes`, relabelled 0-4; `vision_jax.data.subsets`), so no held-out image reaches
+training at all. Training batches: the triplet and contrastive losses use the balanced sampler (P x K); pair_bce uses
+the pairs sampler (half of the pairs same-class) only for pair_bce; contrastive takes every pair of a P x K batch.
 """
 
 from vision_jax.configs import common
@@ -22,7 +24,8 @@ from vision_jax.tasks.embedding import defaults
 
 DATASETS = {"digits": ("mnist_embedded", "normalize(mean=0.1307, std=0.3081)"),
             "fashion": ("fashion_mnist_embedded", "normalize(mean=0.286, std=0.353)")}
-PAIR_LOSSES = ("contrastive", "pair_bce")
+PAIR_LOSSES = ("pair_bce",)
+TRAIN_CLASSES, HELD_OUT_CLASSES = "0,1,2,3,4", "5,6,7,8,9"
 
 
 def embedding_config(args, dataset: str, eval_every: int, best_metric: str, splits: tuple[str, str] = ("train", "test"),
@@ -57,20 +60,22 @@ def embedding_config(args, dataset: str, eval_every: int, best_metric: str, spli
 
 def get_config(arg: str | None = None):
   """Returns the experiment config; see the module docstring for `arg`."""
-  args = common.parse_arg(arg, loss="batch_hard", dataset="digits", model="lenet5_relu", steps=600, batch=0, k=16,
-                          margin=0.0, embed=64, normalize=True, lr=1e-3, seed=0, smoke=False)
+  args = common.parse_arg(arg, loss="batch_all", dataset="digits", model="simple_cnn", bn=True, transforms=8,
+                          steps=400, batch=0, k=5, margin=0.0, embed=64, normalize=True, lr=1e-3, seed=0, smoke=False)
   if args.dataset not in DATASETS:
     raise ConfigError(f"dataset={args.dataset!r}; use one of {', '.join(DATASETS)}")
   pairs = args.loss in PAIR_LOSSES
-  args.batch = args.batch or (128 if pairs else 160)
-  config = embedding_config(args, DATASETS[args.dataset][0], 300, "episodes_5way_1shot")
+  args.batch = args.batch or (128 if pairs else 20 * args.k)
+  config = embedding_config(args, DATASETS[args.dataset][0], max(1, args.steps // 2), "episodes_5way_1shot")
   config.schedule.warmup_steps = min(100, args.steps // 10)
   config.input.eval_batch_size = 500
   config.input.augment = "pad_crop(pad=2)"
   config.input.normalize = DATASETS[args.dataset][1]
   config.log_every_steps = 100
+  config.model.batch_norm = "on" if args.bn else ""
   config.embedding.normalize = args.normalize
-  config.embedding.heldout_classes = "5,6,7,8,9"
+  config.embedding.class_transforms = 0 if pairs else args.transforms
+  config.dataset.classes, config.dataset.eval_classes = TRAIN_CLASSES, HELD_OUT_CLASSES
   config.embedding.episodes = "5x1,5x5"  # five held-out classes: no 20-way episodes
   if args.smoke:
     shrink_for_smoke(config, 32, 100)

@@ -4,16 +4,18 @@ recognition of people.
     tfds build lfw --file_format=array_record            # once (needs tensorflow for that step only)
     python -m vision_jax.main --config=configs/siamese_lfw.py --workdir=runs/lfw
 
-Arguments (`:key=value,...`): loss (batch_all by default; see below), model (backbone, default resnet18_cifar),
-size (faces are centre-cropped and resized on the host from 250x250 to size x size), steps, batch, margin, embed,
-lr, seed, smoke.
+Arguments (`:key=value,...`): loss (batch_all by default), model (backbone, default resnet18_cifar), size (faces
+are centre-cropped and resized on the host from 250x250 to size x size), steps, batch, k (images per person in a
+batch), margin, embed, lr, seed, smoke.
 
 LFW has one split of 13,233 images of 5,749 people; the loader gives each image the person as its `identity`
 (`vision_jax.data.tfds_features`), which the task uses as the class. The first 80% of the records train and the
-last 20% evaluate. Known limits: the class-balanced and pair samplers read a `label` feature, so until they also
-read identities the batches are uniform (most people have one image, so a uniform batch holds few positives, and
-batch_all - which uses every valid triplet - is the loss that suits it); and the two slices separate people only as
-far as the records are grouped by person.
+last 20% evaluate. Training batches are P people x K images (`input.sampler=balanced`; LFW has no class label,
+so the sampler groups by the identity, `vision_jax.data.samplers.grouping_key`). Known limits: most people have one
+image, and a person with fewer than K images is drawn with replacement (the same image under two flips is then a
+positive pair); the pairs sampler is not usable here (the pipeline takes a pair's second label from `label`); and
+the two slices separate people only as far as the records are grouped by person. Not run here (no LFW data on the
+development machine): the config is build-tested only.
 """
 
 from vision_jax.configs import common, siamese_digits
@@ -21,12 +23,10 @@ from vision_jax.configs import common, siamese_digits
 
 def get_config(arg: str | None = None):
   """Returns the experiment config; see the module docstring for `arg`."""
-  args = common.parse_arg(arg, loss="batch_all", model="resnet18_cifar", size=64, steps=20000, batch=128,
+  args = common.parse_arg(arg, loss="batch_all", model="resnet18_cifar", size=64, steps=20000, batch=128, k=4,
                           margin=0.0, embed=128, lr=3e-4, seed=0, smoke=False)
-  args.k = 4  # unused: the batches are uniform
   config = siamese_digits.embedding_config(args, "lfw", 5000, "verification_auc", ("train[:80%]", "train[80%:]"),
                                           args.size)
-  config.input.sampler = "uniform"
   config.input.eval_batch_size = 256
   config.input.augment = "flip_lr"
   config.input.normalize = "normalize(mean=0.5, std=0.25)"

@@ -9,6 +9,7 @@ from PIL import Image
 
 from tests.tasks import in_process
 from vision_jax import tasks
+from vision_jax.data import datasets
 from vision_jax.data.features import Feature, make_spec
 from vision_jax.errors import ConfigError
 from vision_jax.losses import metric as L
@@ -22,6 +23,8 @@ HELD_OUT = (5, 6, 7, 8, 9)
 def _task(loss, sampler, **section):
   config = in_process.load_config("configs/siamese_digits.py:smoke", "", embedding__loss=loss,
                                   input__sampler=sampler)
+  section.setdefault("heldout_classes", ",".join(map(str, HELD_OUT)))  # masking inside training batches
+  section.setdefault("class_transforms", 0)
   for key, value in section.items():
     config.embedding[key] = value
   return tasks.get(config, SPEC)
@@ -90,20 +93,23 @@ def test_config_errors_name_the_fix(loss, sampler, fix):
 
 @pytest.fixture(scope="module")
 def pairs_setup(data_dir, tmp_path_factory):
-  config = in_process.load_config("configs/siamese_digits.py:loss=pair_bce,smoke", data_dir, input__batch_size=16,
-                                  dataset__eval_split="test[:200]", embedding__num_episodes=20)
+  config = in_process.load_config("configs/siamese_digits.py:loss=pair_bce,model=lenet5_relu,bn=false,smoke", data_dir,
+                                  input__batch_size=16, dataset__eval_split="test[:200]", embedding__num_episodes=20)
   return setup_lib.setup(config, str(tmp_path_factory.mktemp("pairs")))
 
 
-def test_pair_classifier_trains_on_pairs_and_evaluates_held_out_classes(pairs_setup, tmp_path):
+def test_pair_classifier_trains_on_pairs_and_evaluates_held_out_classes(pairs_setup, data_dir, tmp_path):
   s = pairs_setup
   batch = next(in_process.train_batches(s))
   assert {"image", "image2", "same", "label", "label2"} <= set(batch)
+  assert set(batch["label"].tolist()) | set(batch["label2"].tolist()) <= {0, 1, 2, 3, 4}  # training classes only
   state, metrics = in_process.compile_train_step(s)(s.init_state(), batch)
   assert np.isfinite(float(metrics["loss"]))
   results = setup_lib.run_evaluation(s, setup_lib.compile_eval_step(s), state)
-  labels = np.asarray([int(s.eval_source[i]["label"]) for i in range(200)])
-  assert results["num_examples"] == int(np.isin(labels, HELD_OUT).sum()) and results["num_classes"] == 5
+  raw, _ = datasets.load("mnist_embedded", "test[:200]", data_dir)  # dataset.eval_classes keeps only 5-9
+  labels = np.asarray([int(raw[i]["label"]) for i in range(200)])
+  assert results["num_examples"] == len(s.eval_source) == int(np.isin(labels, HELD_OUT).sum())
+  assert results["num_classes"] == 5 and s.task.eval_class_names() == ("5", "6", "7", "8", "9")
   assert 0.0 <= results["verification_auc"] <= 1.0 and np.isfinite(results["episodes_5way_1shot"])
   paths = []
   for i in range(2):
@@ -111,3 +117,32 @@ def test_pair_classifier_trains_on_pairs_and_evaluates_held_out_classes(pairs_se
     Image.fromarray(np.asarray(s.eval_source[i]["image"])[..., 0]).save(paths[-1])
   lines = s.task.predict(state, paths)
   assert len(lines) == 2 and paths[0] in lines[0] and f"nearest other file {paths[0]}" in lines[1]
+
+
+@pytest.mark.parametrize("count", [4, 8])
+def test_class_transforms_turn_each_group_and_relabel_it(count):
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 255, (12, 5, 5, 1)).astype(np.float32)  # 4 groups of K = 3
+  labels = np.repeat([2, 0, 2, 1], 3).astype(np.int32)
+  out, new_labels = tasks.embedding.transformed_classes(jax.random.key(1), jnp.asarray(images), jnp.asarray(labels),
+                                                        count, 3)
+  out, new_labels = np.asarray(out), np.asarray(new_labels)
+  transforms = new_labels - labels * count
+  assert ((0 <= transforms) & (transforms < count)).all()
+  for g in range(4):  # one transform per group, the NumPy turn (of the mirror image for transforms >= 4)
+    t = transforms[3 * g]
+    assert (transforms[3 * g:3 * g + 3] == t).all()
+    for i in range(3 * g, 3 * g + 3):
+      source = np.fliplr(images[i]) if t >= 4 else images[i]
+      np.testing.assert_array_equal(out[i], np.rot90(source, t % 4))
+  # The same seed draws the same transforms; over many groups every transform occurs.
+  many = tasks.embedding.transformed_classes(jax.random.key(2), jnp.zeros((400, 2, 2, 1)), jnp.zeros(400, jnp.int32),
+                                             count, 1)[1]
+  assert set(np.asarray(many).tolist()) == set(range(count))
+
+
+def test_class_transforms_need_the_balanced_sampler():
+  with pytest.raises(ConfigError, match="input.sampler=balanced"):
+    _task("contrastive", "pairs", class_transforms=8)
+  with pytest.raises(ConfigError, match="use 0"):
+    _task("batch_all", "balanced", class_transforms=3)

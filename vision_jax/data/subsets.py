@@ -3,7 +3,9 @@
 `dataset.classes = "5,6,7,8,9"` keeps only those classes and renumbers their labels 0..4 in the order given
 (class names follow); `dataset.examples_per_class = 50` then keeps 50 examples of each kept class from the
 training split, drawn by `dataset.subset_seed` (the same examples whatever the training seed). Evaluation
-splits keep every example of the kept classes.
+splits keep every example of the kept classes. `dataset.eval_classes = "5,6,7,8,9"` gives the evaluation split
+its own classes (renumbered 0..4 in the order given), e.g. classes held out of training for metric learning,
+while the training split keeps `dataset.classes`.
 
 Finding the examples of a class reads every label of the split once (it decodes the records), which takes a
 fraction of a second for the digits and scales with the split's size.
@@ -58,17 +60,18 @@ class SubsetSource:
     return [self._relabel(r) for r in records]
 
 
-def parse_classes(text: str, num_classes: int) -> tuple[int, ...]:
-  """"5,6,7" -> (5, 6, 7), checked against the dataset's `num_classes`; "" -> every class."""
+def parse_classes(text: str, num_classes: int, key: str = "dataset.classes") -> tuple[int, ...]:
+  """"5,6,7" -> (5, 6, 7), checked against the dataset's `num_classes`; "" -> every class. `key` names the
+  setting in errors."""
   if not text.strip():
     return tuple(range(num_classes))
   try:
     classes = tuple(int(c) for c in text.replace(" ", "").split(","))
   except ValueError:
-    raise ConfigError(f"dataset.classes={text!r} is not a comma list of class indices; use e.g. '5,6,7'") from None
+    raise ConfigError(f"{key}={text!r} is not a comma list of class indices; use e.g. '5,6,7'") from None
   bad = [c for c in classes if not 0 <= c < num_classes]
   if bad or len(set(classes)) != len(classes):
-    raise ConfigError(f"dataset.classes={text!r} must list distinct class indices in 0..{num_classes - 1}")
+    raise ConfigError(f"{key}={text!r} must list distinct class indices in 0..{num_classes - 1}")
   return classes
 
 
@@ -124,13 +127,16 @@ def select(source: Sequence[Any], spec: DatasetSpec, classes: Sequence[int],
 
 def from_config(cfg: ml_collections.ConfigDict, source: Sequence[Any], spec: DatasetSpec,
                 train: bool) -> tuple[Sequence[Any], DatasetSpec]:
-  """Applies `dataset.classes` / `dataset.examples_per_class` (training split only) to a loaded split.
+  """Applies `dataset.classes` / `dataset.examples_per_class` (training split only) to a loaded split, or
+  `dataset.eval_classes` (when set) to an evaluation split.
 
-  Returns the source and spec unchanged when neither is set.
+  Returns the source and spec unchanged when none of them applies.
   """
   if cfg.examples_per_class < 0:
     raise ConfigError(f"dataset.examples_per_class={cfg.examples_per_class} must be >= 0 (0 keeps every example)")
   per_class = cfg.examples_per_class if train else 0
-  if not cfg.classes and per_class == 0:
+  key = "dataset.classes" if train or not cfg.get("eval_classes", "") else "dataset.eval_classes"
+  classes = cfg[key.split(".")[1]]
+  if not classes and per_class == 0:
     return source, spec
-  return select(source, spec, parse_classes(cfg.classes, spec.num_classes), per_class, cfg.subset_seed)
+  return select(source, spec, parse_classes(classes, spec.num_classes, key), per_class, cfg.subset_seed)

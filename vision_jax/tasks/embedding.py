@@ -17,8 +17,17 @@ A config selects it with `task = "embedding"`; `config.model` names any zoo clas
   heldout_classes   labels (as batches carry them) that training never uses and evaluation is restricted to,
                     e.g. "5,6,7,8,9": training rows of these labels are masked out of every loss (their pixels
                     still pass through the network, so use a backbone without batch norm to keep them unseen);
-                    "" trains on every training label and evaluates every eval label (set this when the data
-                    config already separates the classes of the two splits)
+                    "" trains on every training label and evaluates every eval label. The cleaner route is to
+                    separate the classes in the data config: `dataset.classes` for the training split and
+                    `dataset.eval_classes` for the evaluation split (`vision_jax.data.subsets`), as
+                    configs/siamese_digits.py does; then no held-out image reaches training at all
+  class_transforms  0 | 4 | 8: new training classes made by turning each class's images by a multiple of 90
+                    degrees (4), or by those turns of the image and of its mirror image (8): on P x K batches each
+                    group of K rows (one class) takes one transform drawn per step and the label
+                    label * class_transforms + transform (the rotated-class augmentation of few-shot learning,
+                    Santoro et al. 2016, Vinyals et al. 2016): more and harder training classes, so that the
+                    embedding keeps what tells unseen classes apart (e.g. a 6 from a 9) instead of only what
+                    separates the few training classes. Square images and the balanced sampler only.
   episodes          evaluation settings WAYSxSHOTS, e.g. "5x1,20x1,5x5"; queries, num_episodes per setting;
   enrol             gallery examples per class; eval_seed seeds every evaluation draw
   best_metric       the eval metric checkpoints keep the best of (max)
@@ -64,7 +73,7 @@ def defaults() -> ml_collections.ConfigDict:
   """The `config.embedding` section with its defaults (module docstring)."""
   return ml_collections.ConfigDict({
       "loss": "batch_hard", "margin": 0.2, "metric": "euclidean", "embed_dim": 64, "normalize": True,
-      "heldout_classes": "", "episodes": "5x1,20x1,5x5", "queries": 5, "num_episodes": 1000, "enrol": 1,
+      "heldout_classes": "", "class_transforms": 0, "episodes": "5x1,20x1,5x5", "queries": 5, "num_episodes": 1000, "enrol": 1,
       "eval_seed": 0, "best_metric": "verification_auc"})
 
 
@@ -91,6 +100,12 @@ def check_settings(section: ml_collections.ConfigDict, model_name: str, sampler:
   if model_name in embedding_models.NAMES:
     raise ConfigError(f"model.name={model_name!r} is already a Siamese wrapper; task 'embedding' wraps the backbone "
                       "itself: set model.name to a zoo classifier such as lenet5_relu or simple_cnn")
+  if int(section.class_transforms) not in (0, 4, 8):
+    raise ConfigError(f"embedding.class_transforms={section.class_transforms}; use 0 (off), 4 (turns) or 8 (turns "
+                      "and mirror images)")
+  if int(section.class_transforms) and sampler != "balanced":
+    raise ConfigError("embedding.class_transforms turns each class group of a P x K batch; set "
+                      "input.sampler=balanced (input.examples_per_class=K)")
   if section.loss in PAIR_LOSSES and sampler != "pairs":
     raise ConfigError(f"embedding.loss={section.loss} trains on pairs; set input.sampler=pairs")
   if section.loss not in ("contrastive",) + PAIR_LOSSES and sampler not in ("balanced", "uniform"):
@@ -132,6 +147,8 @@ class EmbeddingTask(base.Task):
     step_memory.remat_policy(config.train.remat)
     self.remat = config.train.remat
     self.input_ops = base.InputOps(config.input)
+    self.class_transforms = int(section.class_transforms)
+    self.examples_per_class = int(config.input.examples_per_class)
 
   # --- Networks -------------------------------------------------------------------------------------------------
   def networks(self) -> dict[str, nn.Module]:
@@ -221,6 +238,9 @@ class EmbeddingTask(base.Task):
     labels = batch[self.label_key]
     micro = {"labels": labels, "trained": self._trained_rows(labels)}
     first = self.input_ops(jax.random.fold_in(step_rng, 0), batch["image"], train=True)
+    if self.class_transforms and "same" not in batch:
+      first, micro["labels"] = transformed_classes(jax.random.fold_in(step_rng, 3), first, labels,
+                                                   self.class_transforms, self.examples_per_class)
     if "same" in batch:
       second = self.input_ops(jax.random.fold_in(step_rng, 2), batch["image2"], train=True)
       micro.update(same=batch["same"], trained2=self._trained_rows(batch["label2"]))
@@ -262,7 +282,7 @@ class EmbeddingTask(base.Task):
     """embedding_pca.png and hardest_pairs.png of the last evaluation."""
     from vision_jax.plots import embedding as embedding_plots  # pylint: disable=import-outside-toplevel
     del summary
-    paths, names = [], self.spec.class_names
+    paths, names = [], self.eval_class_names()
     if "pca_points" in metrics:
       paths.append(os.path.join(workdir, "embedding_pca.png"))
       embedding_plots.plot_embedding_pca(metrics["pca_points"], metrics["pca_labels"], names, paths[-1])
@@ -273,6 +293,18 @@ class EmbeddingTask(base.Task):
                                          metrics["hard_negative_pairs"], metrics["hard_negative_scores"], names,
                                          paths[-1])
     return paths
+
+  def eval_class_names(self) -> tuple[str, ...]:
+    """Names of the evaluation split's labels: those of `dataset.eval_classes` in their order when it is set (the
+    training spec only names the training classes), else the training spec's."""
+    dataset = self.config.dataset
+    eval_classes = str(dataset.get("eval_classes", ""))
+    if not eval_classes:
+      return tuple(self.spec.class_names)
+    from vision_jax.data import datasets, subsets  # pylint: disable=import-outside-toplevel
+    _, full = datasets.load(dataset.name, dataset.eval_split, dataset.data_dir or None)
+    return tuple(full.class_names[c] for c in subsets.parse_classes(eval_classes, full.num_classes,
+                                                                      "dataset.eval_classes"))
 
   def predict(self, state: TrainState, paths: Sequence[str]) -> list[str]:
     """Each image file's embedding (norm and first values) and, with several files, the nearest other file."""
@@ -292,6 +324,39 @@ class EmbeddingTask(base.Task):
         line += f"; nearest other file {paths[j]} (score {scores[i, j]:.3f})"
       lines.append(line)
     return lines
+
+
+def dihedral_transform(images: jax.Array, transform: int) -> jax.Array:
+  """Square images [N, S, S, C] turned counter-clockwise by (transform % 4) quarter turns, mirrored left-right
+  first when transform >= 4 (as np.rot90(np.fliplr(image), transform % 4))."""
+  if transform >= 4:
+    images = images[:, :, ::-1]
+  return jnp.rot90(images, transform % 4, axes=(1, 2))
+
+
+def transformed_classes(rng: jax.Array, images: jax.Array, labels: jax.Array, count: int,
+                        group_size: int) -> tuple[jax.Array, jax.Array]:
+  """Each group of `group_size` consecutive rows (a class of a P x K batch) turned by one random
+  `dihedral_transform` among the first `count`, its label becoming label * count + transform.
+
+  Args:
+    rng: draws one transform per group.
+    images: [N, S, S, C] square images, N a multiple of `group_size`.
+    labels: [N] int labels.
+    count: 4 (quarter turns) or 8 (and mirror images).
+    group_size: K, rows per class group.
+
+  Returns:
+    (images [N, S, S, C], labels [N]).
+  """
+  n = images.shape[0]
+  if images.shape[1] != images.shape[2] or n % group_size:
+    raise ConfigError(f"embedding.class_transforms needs square images and a batch of whole class groups; got "
+                      f"images {tuple(images.shape)} and groups of {group_size}")
+  transform = jnp.repeat(jax.random.randint(rng, (n // group_size,), 0, count), group_size)  # [N]
+  variants = jnp.stack([dihedral_transform(images, t) for t in range(count)])  # [count, N, S, S, C]
+  chosen = jnp.take_along_axis(variants, transform[None, :, None, None, None], axis=0)[0]
+  return chosen, labels * count + transform.astype(labels.dtype)
 
 
 def thumbnails(images: jax.Array, size: int = THUMB_SIZE) -> jax.Array:
