@@ -17,7 +17,7 @@ from vision_jax.configs import common, gan_dcgan
 def get_config(arg: str | None = None):
   """Returns the experiment config; see the module docstring for `arg`."""
   args = common.parse_arg(arg, data="celeb_a", steps=20000, batch=128, width=64, lr=2e-4, loss="non_saturating",
-                          seed=0, smoke=False)
+                          ema=0.999, evals=6, seed=0, smoke=False)
   config = gan_dcgan.gan_config(args, loss=args.loss, latent_dim=100)
   config.dataset.train_split = "train"
   config.dataset.eval_split = "validation[:2000]"

@@ -13,9 +13,10 @@ of the generator's parameters is kept in `state.extras` (zero-initialised and de
 
 Config section `gan` (see configs/gan_dcgan.py): latent_dim, loss (`losses.adversarial.LOSS_KINDS`), n_critic,
 wgan_schedule, clip (0: none), gradient_penalty (lambda; 0: none), ema_decay (0: none), conditional ("" | "concat" |
-"projection"), generator_width, discriminator_width, discriminator_norm ("batch" | "layer" | "none"),
-feature_net (`evaluation.feature_nets.DATASETS` or "pixels"), eval_generator ("ema" | "live"), kid_subsets,
-kid_subset_size, pr_k, num_samples.
+"projection"), class_maps (conditional generator: also one-hot class maps at every resolution), generator_width,
+discriminator_width, discriminator_norm ("batch" | "layer" | "none"), feature_net
+(`evaluation.feature_nets.DATASETS` or "pixels"), eval_generator ("ema" | "live"), kid_subsets, kid_subset_size, pr_k,
+num_samples.
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ class GanTask(base.Task):
     self.disc_name = "critic" if self.loss == "wasserstein" else "discriminator"
     g_width, d_width = int(cfg.generator_width), int(cfg.discriminator_width)
     if self.conditional:
-      self.generator = gan_models.ConditionalGenerator(self.image_shape, self.num_classes, g_width)
+      self.generator = gan_models.ConditionalGenerator(self.image_shape, self.num_classes, g_width,
+                                                       class_maps=bool(cfg.get("class_maps", False)))
       disc = gan_models.ProjectionDiscriminator if self.conditional == "projection" else gan_models.ConcatDiscriminator
       self.discriminator = disc(self.num_classes, d_width, norm)
     else:

@@ -53,13 +53,19 @@ class Generator(nn.Module):
   width: int = 64
 
   @nn.compact
-  def __call__(self, z: jax.Array, train: bool = False) -> jax.Array:
+  def __call__(self, z: jax.Array, train: bool = False, condition: jax.Array | None = None) -> jax.Array:
+    """`condition` [N, K] (e.g. a one-hot class), when given, is broadcast to [N, h, w, K] maps and concatenated to
+    the channels before every transposed convolution, so the class reaches every resolution."""
     stages, base = num_stages(self.image_shape[0])
     channels = self.width * 2 ** (stages - 1)
     x = nn.Dense(base * base * channels, kernel_init=DCGAN_INIT, use_bias=False)(z.astype(jnp.float32))
     x = nn.relu(batch_norm(train)(x.reshape((z.shape[0], base, base, channels))))
     for stage in range(stages):
       last = stage == stages - 1
+      if condition is not None:
+        n, h, w, _ = x.shape
+        maps = jnp.broadcast_to(condition.astype(jnp.float32)[:, None, None, :], (n, h, w, condition.shape[-1]))
+        x = jnp.concatenate([x, maps], axis=-1)
       features = self.image_shape[2] if last else channels // 2 ** (stage + 1)
       x = nn.ConvTranspose(features, (4, 4), (2, 2), padding="SAME", kernel_init=DCGAN_INIT, use_bias=last)(x)
       x = jnp.tanh(x) if last else nn.relu(batch_norm(train)(x))
