@@ -16,6 +16,7 @@ from PIL import Image
 from vision_jax.configs import common
 from vision_jax.data.features import IGNORE_INDEX, Feature, make_spec
 from vision_jax.errors import ConfigError
+from vision_jax.evaluation import evaluators
 from vision_jax.tasks import segmentation
 from vision_jax.train_lib.state import TrainState
 
@@ -136,7 +137,7 @@ def test_metrics_of_a_hand_worked_confusion_matrix_and_the_report(task_and_state
 
 
 def test_first_examples_evaluator_keeps_the_first_valid_rows():
-  evaluator = segmentation.FirstExamplesEvaluator(("x",), 3)
+  evaluator = evaluators.FirstExamplesEvaluator(("x",), 3)
   evaluator.update({"x": np.arange(4), "mask": np.array([1, 0, 1, 0])})
   evaluator.update({"x": np.arange(10, 14), "mask": np.array([1, 1, 1, 1])})
   np.testing.assert_array_equal(evaluator.result()["grid_x"], [0, 2, 10])

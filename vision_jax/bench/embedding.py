@@ -95,9 +95,7 @@ def _torch(steps: int) -> dict[str, Any]:
     with torch.no_grad():
       return F.normalize(net(images), dim=1)
 
-  train = timing.time_steps(train_step, lambda x: x, 3, steps)
-  evaluation = timing.time_steps(eval_step, lambda x: x, 3, steps)
-  return {"train": train, "eval": evaluation, "note": f"torch {torch.__version__}, {torch.get_num_threads()} threads"}
+  return timing.torch_timings(torch, train_step, eval_step, steps)
 
 
 def measure(framework: str, steps: int) -> dict[str, Any]:

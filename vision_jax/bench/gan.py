@@ -130,9 +130,7 @@ def _torch(steps: int) -> dict[str, Any]:
     g.train()
     return out
 
-  train = timing.time_steps(train_step, lambda x: x, 3, steps)
-  evaluation = timing.time_steps(eval_step, lambda x: x, 3, steps)
-  return {"train": train, "eval": evaluation, "note": f"torch {torch.__version__}, {torch.get_num_threads()} threads"}
+  return timing.torch_timings(torch, train_step, eval_step, steps)
 
 
 def measure(framework: str, steps: int) -> dict[str, Any]:

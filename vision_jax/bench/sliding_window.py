@@ -143,8 +143,7 @@ def _torch(steps: int) -> dict[str, Any]:
     opt.step()
     return loss
 
-  train = timing.time_steps(train_step, lambda x: x, 3, steps)
-  return {"train": train, "note": f"torch {torch.__version__}, {torch.get_num_threads()} threads"}
+  return timing.torch_timings(torch, train_step, None, steps)
 
 
 def measure(framework: str, steps: int) -> dict[str, Any]:

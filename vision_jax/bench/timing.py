@@ -34,6 +34,25 @@ def time_steps(step: Callable[[], Any], sync: Callable[[Any], Any], warmup: int,
   return {"first_step_sec": first, "median_step_sec": statistics.median(times), "min_step_sec": min(times)}
 
 
+def torch_timings(torch: Any, train_step: Callable[[], Any], eval_step: Callable[[], Any] | None,
+                  steps: int) -> dict[str, Any]:
+  """A PyTorch peer's timed train (and eval) steps with the note naming torch's version and threads.
+
+  Args:
+    torch: the imported torch module (peers import it lazily).
+    train_step, eval_step: run one step each (eager torch is synchronous); eval_step may be None.
+    steps: timed steps after 3 warm-up calls.
+
+  Returns:
+    {"train": time_steps(...), "eval": ... (when eval_step is given), "note": ...}.
+  """
+  result = {"train": time_steps(train_step, lambda x: x, 3, steps)}
+  if eval_step is not None:
+    result["eval"] = time_steps(eval_step, lambda x: x, 3, steps)
+  result["note"] = f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+  return result
+
+
 def peak_host_memory_mib() -> float:
   """Peak resident memory of this process so far, MiB."""
   peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

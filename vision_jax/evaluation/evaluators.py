@@ -91,6 +91,35 @@ class GatherEvaluator(Evaluator):
     return self.finish(self.gathered())
 
 
+class FirstExamplesEvaluator(Evaluator):
+  """Keeps the first `count` valid rows of per-example outputs (the pictures of a report).
+
+  Args:
+    keys: output keys of per-example arrays [N, ...].
+    count: rows kept.
+    prefix: prepended to the keys in the result.
+  """
+
+  def __init__(self, keys: Sequence[str], count: int, prefix: str = "grid_"):
+    self.keys, self.count, self.prefix = tuple(keys), count, prefix
+    self.reset()
+
+  def reset(self) -> None:
+    self.rows: dict[str, list[np.ndarray]] = {k: [] for k in self.keys}
+    self.kept = 0
+
+  def update(self, outputs: Mapping[str, np.ndarray]) -> None:
+    if self.kept >= self.count:
+      return
+    valid = np.flatnonzero(np.asarray(outputs["mask"]).astype(bool))[:self.count - self.kept]
+    for key in self.keys:
+      self.rows[key].append(np.asarray(outputs[key])[valid])
+    self.kept += len(valid)
+
+  def result(self) -> dict[str, Any]:
+    return {self.prefix + k: np.concatenate(v) for k, v in self.rows.items() if v and self.kept}
+
+
 def coco_detection_metrics(rows: Mapping[str, np.ndarray], category_ids: Sequence[int] | None = None,
                            prefix: str = "") -> dict[str, float]:
   """COCO box AP/AR (`coco_evaluate`) of padded per-image predictions and ground truth.

@@ -44,11 +44,10 @@ from vision_jax.data import image_pool
 from vision_jax.data.features import DatasetSpec, typed_features
 from vision_jax.errors import ConfigError
 from vision_jax.evaluation import feature_nets, generative
-from vision_jax.evaluation.evaluators import Evaluator, SumEvaluator
+from vision_jax.evaluation.evaluators import Evaluator, FirstExamplesEvaluator, SumEvaluator
 from vision_jax.losses import adversarial, perceptual
 from vision_jax.models.generative import cyclegan, pix2pix, srgan
 from vision_jax.tasks import base, gan_eval
-from vision_jax.tasks.segmentation import FirstExamplesEvaluator
 from vision_jax.train_lib.state import TrainState
 
 MODES = ("pix2pix", "cyclegan", "srgan")

@@ -38,7 +38,7 @@ from vision_jax.data.formats import images as image_files
 from vision_jax.data.features import IGNORE_INDEX, DatasetSpec, typed_features
 from vision_jax.errors import ConfigError
 from vision_jax.evaluation import segmentation as seg_metrics
-from vision_jax.evaluation.evaluators import Evaluator, SumEvaluator
+from vision_jax.evaluation.evaluators import Evaluator, FirstExamplesEvaluator, SumEvaluator
 from vision_jax.losses.segmentation import combined_loss
 from vision_jax.models import overrides
 from vision_jax.plots import segmentation as seg_plots
@@ -58,35 +58,6 @@ def settings(config: ml_collections.ConfigDict) -> dict[str, Any]:
   if unknown:
     raise ConfigError(f"unknown config.segmentation key {unknown[0]!r}; keys: {', '.join(DEFAULTS)}")
   return {**DEFAULTS, **section}
-
-
-class FirstExamplesEvaluator(Evaluator):
-  """Keeps the first `count` valid rows of per-example outputs (the pictures of a report).
-
-  Args:
-    keys: output keys of per-example arrays [N, ...].
-    count: rows kept.
-    prefix: prepended to the keys in the result.
-  """
-
-  def __init__(self, keys: Sequence[str], count: int, prefix: str = "grid_"):
-    self.keys, self.count, self.prefix = tuple(keys), count, prefix
-    self.reset()
-
-  def reset(self) -> None:
-    self.rows: dict[str, list[np.ndarray]] = {k: [] for k in self.keys}
-    self.kept = 0
-
-  def update(self, outputs: Mapping[str, np.ndarray]) -> None:
-    if self.kept >= self.count:
-      return
-    valid = np.flatnonzero(np.asarray(outputs["mask"]).astype(bool))[:self.count - self.kept]
-    for key in self.keys:
-      self.rows[key].append(np.asarray(outputs[key])[valid])
-    self.kept += len(valid)
-
-  def result(self) -> dict[str, Any]:
-    return {self.prefix + k: np.concatenate(v) for k, v in self.rows.items() if v and self.kept}
 
 
 @base.register("segmentation")
