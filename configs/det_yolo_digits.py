@@ -3,9 +3,11 @@
     python -m vision_jax.main --config=configs/det_yolo_digits.py:version=3 --workdir=runs/det_yolov3_digits
     python -m vision_jax.main --config=configs/det_yolo_digits.py:version=1,smoke --workdir=/tmp/det_yolo  # seconds
 
-  * version=1: a 6x6 grid, 2 boxes per cell, FC head (darknet `detection` layer loss).
+  * version=1: a 6x6 grid, 2 boxes per cell, FC head (darknet `detection` layer loss). It does NOT reach the
+    AP50 target yet: its class scores stay at chance (README, detection section).
   * version=2: a 6x6 grid (stride 16) with the stride-8 passthrough, 5 k-means anchors (`region` layer loss).
-  * version=3: strides 32, 16, 8 (3x3, 6x6, 12x12), 9 k-means anchors, 3 per scale (`yolo` layer loss).
+  * version=3: strides 16, 8, 4 (6x6, 12x12, 24x24 grids: darknet's 32, 16, 8 on 416x416 inputs give 13, 26, 52;
+    on 96x96 they would give 3, 6, 12), 9 k-means anchors, 3 per scale (`yolo` layer loss).
 The k-means anchors (1 - IoU distance) come from the training boxes at start-up.
 
 Arguments (`:key=value,...`): version, steps, batch, lr, width, smoke.
@@ -23,6 +25,6 @@ def get_config(arg: str | None = None):
     raise ConfigError(f"version={args.version}; choose 1, 2 or 3")
   # det_ssd_digits' data and schedule, with a YOLO detector and gradient clipping (its losses are sums).
   config = det_ssd_digits.get_config(f"steps={args.steps},batch={args.batch},lr={args.lr},smoke={args.smoke}")
-  config.detector = detectors.default_config(f"yolo_v{args.version}", width=args.width)
+  config.detector = detectors.default_config(f"yolo_v{args.version}", width=args.width, v3_strides="16,8,4")
   config.optimizer.grad_clip_norm = 10.0
   return config

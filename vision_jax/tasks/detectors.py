@@ -101,7 +101,8 @@ def _ssd(cfg: ml_collections.ConfigDict, num_classes: int, image_size: tuple[int
 def _yolo_v1(cfg, num_classes, image_size, dtype) -> Detector:
   b = int(cfg.boxes_per_cell)
   model = yolo.YoloV1(num_classes, grid=int(cfg.grid), boxes_per_cell=b, width=int(cfg.width),
-                      backbone=cfg.backbone, **dtype)
+                      backbone=cfg.backbone, hidden=int(cfg.v1_hidden), head_channels=int(cfg.v1_head_channels),
+                      dropout=float(cfg.v1_dropout), **dtype)
   height, width = image_size
 
   def loss(outputs, gt_boxes, gt_labels, gt_valid):
@@ -146,7 +147,14 @@ def _yolo_v2(cfg, num_classes, image_size, dtype, anchors_wh: np.ndarray) -> Det
 
 
 def _yolo_v3(cfg, num_classes, image_size, dtype, anchors_wh: np.ndarray) -> Detector:
-  model = yolo.YoloV3(num_classes, width=int(cfg.width), backbone=cfg.backbone, **dtype)
+  try:
+    strides = tuple(int(v) for v in str(cfg.v3_strides).split(","))
+  except ValueError:
+    strides = ()
+  if len(strides) != 3 or any(strides[i] != 2 * strides[i + 1] for i in range(2)):
+    raise ConfigError(f"detector.v3_strides={cfg.v3_strides!r} must be three strides, each half the previous: "
+                      "'32,16,8' (darknet) or '16,8,4'")
+  model = yolo.YoloV3(num_classes, width=int(cfg.width), backbone=cfg.backbone, strides=strides, **dtype)
   anchors = jnp.asarray(anchors_wh, jnp.float32)
   masks = yolo.V3_MASKS
 
@@ -159,7 +167,7 @@ def _yolo_v3(cfg, num_classes, image_size, dtype, anchors_wh: np.ndarray) -> Det
              for out, mask in zip(outputs, masks)]
     return jnp.concatenate([p[0] for p in parts], 1), jnp.concatenate([p[1] for p in parts], 1)
 
-  return Detector(model, loss, decode, {"anchors": np.asarray(anchors_wh).round(3).tolist()})
+  return Detector(model, loss, decode, {"anchors": np.asarray(anchors_wh).round(3).tolist(), "strides": list(strides)})
 
 
 def anchors_from_config(cfg: ml_collections.ConfigDict, count: int, box_wh: Callable[[], np.ndarray],
@@ -199,13 +207,16 @@ def default_config(kind: str, **overrides: Any) -> ml_collections.ConfigDict:
   """The `config.detector` section with every key the task reads, for `kind`, updated by `overrides`.
 
   Keys: kind; backbone ("small", "vgg16" for SSD300, "darknet19", "darknet53"); width (small backbones);
-  anchors ("kmeans" or "w,h;..." pixels) and num_anchors (YOLO v2/v3); grid and boxes_per_cell (YOLO v1);
-  ignore_thresh (YOLO v3); score_threshold, candidates_per_class, nms_iou, max_detections (postprocessing);
+  anchors ("kmeans" or "w,h;..." pixels) and num_anchors (YOLO v2/v3); grid, boxes_per_cell, v1_head_channels,
+  v1_hidden and v1_dropout (YOLO v1);
+  ignore_thresh and v3_strides ("32,16,8" or "16,8,4" with the small backbone) (YOLO v3); score_threshold,
+  candidates_per_class, nms_iou, max_detections (postprocessing);
   num_pictures (eval grid); predict_dir ("" = beside the inputs).
   """
   section = ml_collections.ConfigDict({
       "kind": kind, "backbone": "small", "width": 32 if kind == "ssd" else 16, "anchors": "kmeans",
       "num_anchors": 5 if kind == "yolo_v2" else 9, "grid": 6, "boxes_per_cell": 2, "ignore_thresh": 0.5,
+      "v3_strides": "32,16,8", "v1_head_channels": 64, "v1_hidden": 512, "v1_dropout": 0.5,
       "score_threshold": 0.01, "candidates_per_class": 100, "nms_iou": 0.45, "max_detections": 25,
       "num_pictures": 8, "predict_dir": ""})
   section.update(overrides)

@@ -13,6 +13,7 @@ conv-BN-leaky(0.1) without bias. Outputs are raw (no activation):
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import flax.linen as nn
@@ -41,6 +42,19 @@ class DarknetConv(nn.Module):
                 dtype=self.dtype)(x)
     x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=self.dtype)(x)
     return nn.leaky_relu(x, 0.1)
+
+
+def objectness_prior_bias(num_anchors: int, num_classes: int, prior: float = 0.01):
+  """A head bias initializer: 0, except each anchor's objectness logit at log(prior / (1 - prior)), so that the
+  many empty cells start near their target instead of dominating the first updates (RetinaNet's prior)."""
+  logit = math.log(prior / (1 - prior))
+
+  def init(key, shape, dtype=jnp.float32):
+    del key
+    bias = jnp.zeros((num_anchors, 5 + num_classes), dtype).at[:, 4].set(logit)
+    return bias.reshape(shape)
+
+  return init
 
 
 def _max_pool(x: jax.Array) -> jax.Array:
@@ -93,7 +107,8 @@ class Darknet53(nn.Module):
 
 
 class SmallBackbone(nn.Module):
-  """A small darknet-style backbone for 96x96 digits: widths w/2, w, 2w, 4w, 8w, 8w at strides 1..32."""
+  """A small darknet-style backbone for 96x96 digits: widths w/2, w, 2w, 4w, 8w, 8w at strides 1..32 (maps from
+  stride 4 on are returned)."""
 
   width: int = 16
   dtype: Any = jnp.float32
@@ -107,7 +122,7 @@ class SmallBackbone(nn.Module):
       x = DarknetConv(f, 3, 2, dtype=self.dtype)(x, train)
       x = DarknetConv(f, 3, dtype=self.dtype)(x, train)
       stride *= 2
-      if stride >= 8:
+      if stride >= 4:
         out[stride] = x
     return out
 
@@ -138,6 +153,8 @@ class YoloV1(nn.Module):
     width: small backbone width.
     backbone: "small" | "darknet19" | "darknet53".
     hidden: units of the hidden FC layer.
+    head_channels: channels of the 1x1 conv before the FC layers.
+    dropout: dropout rate after the hidden FC layer (the paper's 0.5).
   """
 
   num_classes: int
@@ -146,6 +163,8 @@ class YoloV1(nn.Module):
   width: int = 16
   backbone: str = "small"
   hidden: int = 512
+  head_channels: int = 64
+  dropout: float = 0.5
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -155,9 +174,9 @@ class YoloV1(nn.Module):
     n, h, w, _ = x.shape
     if h != self.grid or w != self.grid:
       x = jax.image.resize(x, (n, self.grid, self.grid, x.shape[-1]), "linear")
-    x = DarknetConv(64, 1, dtype=self.dtype)(x, train).reshape(n, -1)
+    x = DarknetConv(self.head_channels, 1, dtype=self.dtype)(x, train).reshape(n, -1)
     x = nn.leaky_relu(nn.Dense(self.hidden, dtype=self.dtype)(x), 0.1)
-    x = nn.Dropout(0.5, deterministic=not train)(x)
+    x = nn.Dropout(self.dropout, deterministic=not train or self.dropout == 0)(x)
     x = nn.Dense(self.grid * self.grid * (self.boxes_per_cell * 5 + self.num_classes), dtype=self.dtype)(x)
     return x.reshape(n, self.grid, self.grid, -1).astype(jnp.float32)
 
@@ -189,31 +208,35 @@ class YoloV2(nn.Module):
     passthrough = DarknetConv(max(head // 16, 8), 1, dtype=self.dtype)(maps[stride // 2], train)
     x = jnp.concatenate([reorg(passthrough), x], -1)
     x = DarknetConv(head, dtype=self.dtype)(x, train)
-    x = nn.Conv(self.num_anchors * (5 + self.num_classes), (1, 1), dtype=self.dtype)(x)
+    x = nn.Conv(self.num_anchors * (5 + self.num_classes), (1, 1), dtype=self.dtype,
+                bias_init=objectness_prior_bias(self.num_anchors, self.num_classes))(x)
     n, h, w, _ = x.shape
     return x.reshape(n, h, w, self.num_anchors, 5 + self.num_classes).astype(jnp.float32)
 
 
 class YoloV3(nn.Module):
-  """YOLO v3: three detection heads at strides 32, 16, 8, each a conv set ending in a 1x1 conv to 3 x (5 + C);
-  the set's output goes through a 1x1 conv and 2x nearest upsampling into the next finer stride.
+  """YOLO v3: three detection heads at `strides` (darknet: 32, 16, 8), each a conv set ending in a 1x1 conv to
+  3 x (5 + C); the set's output goes through a 1x1 conv and 2x nearest upsampling into the next finer stride.
 
   Attributes:
     num_classes: C.
     width: small backbone width.
     backbone: "small" | "darknet53".
+    strides: the three heads' strides, coarsest first, each half the previous (the small backbone also offers
+      16, 8, 4: grids 6, 12, 24 on 96x96 inputs, as 32, 16, 8 give 13, 26, 52 on darknet's 416x416).
   """
 
   num_classes: int
   width: int = 16
   backbone: str = "small"
+  strides: tuple[int, int, int] = (32, 16, 8)
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array, jax.Array]:
     maps = backbone(self.backbone, self.width, self.dtype)(images.astype(self.dtype), train)
     outputs, route = [], None
-    for stride in (32, 16, 8):
+    for stride in self.strides:
       x = maps[stride]
       c = x.shape[-1] // 2
       if route is not None:
@@ -224,7 +247,8 @@ class YoloV3(nn.Module):
         x = DarknetConv(f, k, dtype=self.dtype)(x, train)
       route = x
       x = DarknetConv(2 * c, 3, dtype=self.dtype)(x, train)
-      x = nn.Conv(3 * (5 + self.num_classes), (1, 1), dtype=self.dtype)(x)
+      x = nn.Conv(3 * (5 + self.num_classes), (1, 1), dtype=self.dtype,
+                  bias_init=objectness_prior_bias(3, self.num_classes))(x)
       n, h, w, _ = x.shape
       outputs.append(x.reshape(n, h, w, 3, 5 + self.num_classes).astype(jnp.float32))
     return tuple(outputs)
