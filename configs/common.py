@@ -68,6 +68,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.dataset.name = "mnist_embedded"
   c.dataset.train_split = "train"
   c.dataset.eval_split = "test"
+  c.dataset.train_split2 = ""  # a second split whose images each batch carries as image2 (CycleGAN's domain B)
+  c.dataset.eval_split2 = ""  # its evaluation split (read in order beside eval_split, masked by mask2)
   c.dataset.data_dir = ""  # "" -> $TFDS_DATA_DIR or ~/tensorflow_datasets
   c.dataset.classes = ""  # e.g. "5,6,7,8,9": keep these classes, relabelled 0..4 (vision_jax.data.subsets)
   c.dataset.eval_classes = ""  # evaluation split's own classes (e.g. held out of training), relabelled 0..n-1

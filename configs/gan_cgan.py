@@ -11,8 +11,8 @@ models/generative/conditional.py); the discriminator sees the class through a pr
 classifier's accuracy on samples of each requested class (`conditional_accuracy`, `..._per_class`); samples.png
 has one row per class. Otherwise configs/gan_dcgan.py's recipe.
 
-Arguments (`:key=value,...`): data (digits | fashion), form (projection | concat), maps, steps, batch, width, lr,
-ema, evals, seed, smoke.
+Arguments (`:key=value,...`): data (digits | fashion), form (projection | concat), maps, ms (weight of MSGAN's
+mode-seeking term, Mao et al. 2019; 0: off), steps, batch, width, lr, ema, evals, seed, smoke.
 """
 
 from vision_jax.configs import common, gan_dcgan
@@ -20,6 +20,7 @@ from vision_jax.configs import common, gan_dcgan
 
 def get_config(arg: str | None = None):
   """Returns the experiment config; see the module docstring for `arg`."""
-  args = common.parse_arg(arg, data="digits", form="projection", maps=False, steps=3000, batch=64, width=32, lr=2e-4,
-                          ema=0.99, evals=6, seed=0, smoke=False)
-  return gan_dcgan.gan_config(args, conditional=args.form, class_maps=args.maps, num_samples=100)
+  args = common.parse_arg(arg, data="digits", form="projection", maps=False, ms=0.0, steps=3000, batch=64, width=32,
+                          lr=2e-4, ema=0.99, evals=6, seed=0, smoke=False)
+  return gan_dcgan.gan_config(args, conditional=args.form, class_maps=args.maps, num_samples=100,
+                              mode_seeking=args.ms)

@@ -42,7 +42,7 @@ def gan_config(args: ml_collections.ConfigDict, **gan: object) -> ml_collections
       "gradient_penalty": 0.0, "ema_decay": args.ema, "conditional": "", "class_maps": False,
       "generator_width": args.width, "discriminator_width": args.width, "discriminator_norm": "batch",
       "feature_net": config.dataset.name if args.data in DATASETS else "pixels", "eval_generator": "ema",
-      "kid_subsets": 10, "kid_subset_size": 1000, "pr_k": 3, "num_samples": 64})
+      "kid_subsets": 10, "kid_subset_size": 1000, "pr_k": 3, "num_samples": 64, "mode_seeking": 0.0})
   config.gan.update(gan)
   config.optimizer.name = "adam"
   config.optimizer.learning_rate = args.lr

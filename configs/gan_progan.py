@@ -32,7 +32,7 @@ def get_config(arg: str | None = None):
   config.progan = ml_collections.ConfigDict({
       "latent_dim": 64, "features": features, "steps_per_phase": args.phase, "fade_fraction": 0.5,
       "loss": args.loss, "gradient_penalty": 10.0 if args.loss == "wasserstein" else 0.0, "drift": 1e-3,
-      "group_size": 4, "ema_decay": 0.999, "feature_net": "mnist_embedded",
+      "group_size": 4, "ema_decay": 0.999, "eval_generator": "ema", "feature_net": "mnist_embedded",
       "kid_subsets": 10, "kid_subset_size": 1000, "pr_k": 3, "num_samples": 64})
   config.num_train_steps = args.phase * len(features)
   config.optimizer.name = "adam"

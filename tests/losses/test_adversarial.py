@@ -122,3 +122,19 @@ def test_clip_weights():
   assert clipped["scale"].dtype == jnp.bfloat16 and float(clipped["scale"][0]) == pytest.approx(0.01, rel=1e-2)
   with pytest.raises(ConfigError, match="positive"):
     adversarial.clip_weights(params, 0.0)
+
+
+def test_mode_seeking_term_against_numpy():
+  images = RNG.uniform(-1, 1, size=(4, 3, 3, 1)).astype(np.float32)
+  latents = RNG.normal(size=(4, 5)).astype(np.float32)
+  # Pairs (0, 2) and (1, 3): mean image gap over mean latent gap, inverted (Mao et al.'s code).
+  image_gap = np.mean(np.abs(images[:2].astype(np.float64) - images[2:]))
+  latent_gap = np.mean(np.abs(latents[:2].astype(np.float64) - latents[2:]))
+  expected = 1 / (image_gap / latent_gap + 1e-5)
+  got = float(adversarial.mode_seeking_loss(jnp.asarray(images), jnp.asarray(latents)))
+  assert got == pytest.approx(expected, rel=1e-5)
+  # Identical halves (a collapsed generator): the term is 1 / epsilon.
+  same = np.concatenate([images[:2], images[:2]])
+  assert float(adversarial.mode_seeking_loss(jnp.asarray(same), jnp.asarray(latents))) == pytest.approx(1e5, rel=1e-4)
+  with pytest.raises(ConfigError, match="even batch"):
+    adversarial.mode_seeking_loss(jnp.asarray(images[:3]), jnp.asarray(latents[:3]))

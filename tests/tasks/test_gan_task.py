@@ -4,6 +4,7 @@ DCGAN step, the debiased EMA after one generator update, and config mistakes as 
 
 import jax
 import numpy as np
+import optax
 import pytest
 
 from tests.tasks import in_process
@@ -108,8 +109,35 @@ def test_wgan_gp_steps_report_a_penalty_and_the_critic_has_no_batch_norm(data_di
     ({"gan__gradient_penalty": 10.0}, "without batch norm"),
     ({"gan__loss": "wgan"}, "unknown gan.loss"),
     ({"gan__n_critic": 0}, "n_critic"),
+    ({"gan__mode_seeking": 1.0, "input__batch_size": 7}, "is odd"),
 ])
 def test_config_mistakes_are_one_line_errors(data_dir, tmp_path_factory, overrides, message):
   with pytest.raises(ConfigError, match=message) as error:
     _setup("configs/gan_dcgan.py:smoke", data_dir, tmp_path_factory, **overrides)
   assert "\n" not in str(error.value)
+
+
+def test_mode_seeking_adds_its_weighted_term_to_the_generator_loss(data_dir):
+  from vision_jax import tasks  # pylint: disable=import-outside-toplevel
+  from vision_jax.data import datasets  # pylint: disable=import-outside-toplevel
+  from vision_jax.losses import adversarial  # pylint: disable=import-outside-toplevel
+  from vision_jax.train_lib.state import TrainState  # pylint: disable=import-outside-toplevel
+  _, spec = datasets.load("mnist_embedded", "test", data_dir)
+  task = tasks.get(in_process.load_config("configs/gan_cgan.py:smoke", data_dir,
+                                          **{**TINY, "gan__mode_seeking": 2.0}), spec)
+  tx = optax.sgd(0.0)
+  z = jax.random.normal(jax.random.PRNGKey(3), (8, 8))
+  labels = jax.numpy.asarray([0, 3, 5, 9, 0, 3, 5, 9])
+
+  @jax.jit
+  def images_and_losses(key):  # one compiled function: init, the images, the adversarial and the whole loss
+    state = TrainState.create(task.init_variables(key), {"generator": tx, "discriminator": tx},
+                              jax.random.key_data(jax.random.PRNGKey(1)), task.init_extras(key))
+    images = task.generate(state.params["generator"], state.batch_stats["generator"], z, labels, train=True)[0]
+    scores = task.score(state.params["discriminator"], state.batch_stats["discriminator"], images, labels)[0]
+    return images, task.generator_update(state, z, labels, tx)[1], adversarial.generator_loss("non_saturating", scores)
+
+  images, loss, loss_without = jax.device_get(images_and_losses(jax.random.PRNGKey(0)))
+  images, z64 = np.asarray(images, np.float64), np.asarray(z, np.float64)
+  term = 1 / (np.mean(np.abs(images[:4] - images[4:])) / np.mean(np.abs(z64[:4] - z64[4:])) + 1e-5)
+  assert float(loss) - float(loss_without) == pytest.approx(2.0 * term, rel=1e-4)

@@ -19,11 +19,11 @@ TINY = {"translation__generator_features": "(8,)", "translation__discriminator_f
 
 
 def _setup(config_spec, dataset, **overrides):
-  config = in_process.load_config(config_spec, **TINY, **overrides)
+  config = in_process.load_config(config_spec, **{**TINY, **overrides})
   _, spec = datasets.load(dataset, "test")
   task = tasks.get(config, spec)
   txs = {name: optax.adam(1e-3) for name in task.networks()}
-  state = TrainState.create(task.init_variables(jax.random.PRNGKey(0)), txs, jax.random.key_data(
+  state = TrainState.create(jax.jit(task.init_variables)(jax.random.PRNGKey(0)), txs, jax.random.key_data(
       jax.random.PRNGKey(1)), task.init_extras(jax.random.PRNGKey(2)))
   source, _ = datasets.load(dataset, "test")
   batch = {k: np.stack([source[i][k] for i in range(4)]) for k in ("image", "image2")}
@@ -62,8 +62,14 @@ def test_srgan_step_pixel_and_content_terms():
   np.testing.assert_allclose(float(metrics["content"]), mse, rtol=1e-4)  # no content network: pixel MSE
 
 
-def test_cyclegan_step_cycle_identity_terms_and_pools():
-  task, txs, state, batch = _setup("configs/gan_cyclegan.py:smoke", "digit_edges2digit")
+@pytest.fixture(scope="module")
+def cyclegan():
+  """(task, txs, state, batch) of the cyclegan smoke config (initialising its four networks is the slow part)."""
+  return _setup("configs/gan_cyclegan.py:smoke", "digit_edges2digit")
+
+
+def test_cyclegan_step_cycle_identity_terms_and_pools(cyclegan):
+  task, txs, state, batch = cyclegan
   a, b = _views(batch)
 
   def g(name, x):
@@ -102,3 +108,26 @@ def test_psnr_of_a_known_error():
   target = jnp.zeros((1, 4, 4, 1))
   output = jnp.full((1, 4, 4, 1), 0.2)  # 0.1 in [0, 1] units: MSE 0.01, PSNR 20 dB
   assert float(image_translation.psnr_per_image(output, target)[0]) == pytest.approx(20.0, abs=1e-4)
+
+
+def test_unpaired_eval_scores_fid_against_the_second_split_only(cyclegan):
+  _, _, state, batch = cyclegan  # the same networks; this task evaluates unpaired domains
+  config = in_process.load_config("configs/gan_cyclegan.py:smoke", **{**TINY, "dataset__eval_split2": "testB",
+                                                                      "translation__feature_net": "pixels"})
+  task = tasks.get(config, datasets.load("digit_edges2digit", "test")[1])
+  assert task.best_metric == ("fid", "min")
+  batch = {**batch, "mask": np.array([True, True, True, False]), "mask2": np.array([True, True, False, False])}
+  out = jax.device_get(jax.jit(task.eval_step)(state, batch))
+  assert not {"l1", "psnr", "baseline_l1", "baseline_psnr"} & set(out)
+  _, target = _views(batch)
+  output = out["sample_output"]  # the generator's output for every row of the batch
+  features = lambda x: np.asarray(task.features(jnp.asarray(x))[0], np.float64)  # noqa: E731  (7x7 pooled pixels)
+  assert float(out["real_count"]) == 2 and float(out["fake_count"]) == float(out["copy_count"]) == 3
+  np.testing.assert_allclose(out["real_sum"], features(target[:2]).sum(0), rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(out["fake_sum"], features(output[:3]).sum(0), rtol=1e-4, atol=1e-5)
+  evaluators = task.evaluators()
+  for evaluator in evaluators:
+    evaluator.reset()
+    evaluator.update(out)
+  metrics = {k: v for e in evaluators for k, v in e.result().items()}
+  assert {"fid", "baseline_fid", "sample_output"} <= set(metrics) and "psnr" not in metrics

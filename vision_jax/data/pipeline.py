@@ -16,6 +16,11 @@ rank such as [L, T, C] signals), `label` int32 [L] (when the dataset has labels)
 as stored ([L, *shape]), `resize_info` [L, 4] when resized on the host with annotations or letterboxed
 (`host_resize`), the sampler's extras and, for evaluation, `mask` bool [L]. Image augmentation and
 normalization run on device inside the jitted step (`vision_jax.data.augment`).
+
+A second split (`second=`, e.g. CycleGAN's other domain, `dataset.train_split2`) puts its images into every
+batch as `image2`: training draws them from that split's own seeded epochs (a separate stream of (seed, step),
+so resuming stays bit-exact and each split keeps its own epoch length); evaluation reads it in order beside the
+first, padded, with its own `mask2`, over as many batches as the longer split needs.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import jax
 import numpy as np
 
 from vision_jax.data import host_resize, samplers, sources
-from vision_jax.data.features import DatasetSpec, typed_features
+from vision_jax.data.features import DatasetSpec, Feature, typed_features
 from vision_jax.errors import ConfigError
 
 
@@ -140,18 +145,38 @@ def cache_in_memory(source: Sequence[Any], spec: DatasetSpec, max_mib: float) ->
   return sources.ArraySource(arrays)
 
 
+def paired_spec(spec: DatasetSpec, second: DatasetSpec) -> DatasetSpec:
+  """The spec a task sees when batches also carry `image2` from a second split `second` (`train_dataset`)."""
+  if "image2" in typed_features(spec):
+    raise ConfigError(f"{spec.name}:{spec.split} already pairs its examples with image2; drop "
+                      "dataset.train_split2 / eval_split2")
+  features = typed_features(spec)
+  features["image2"] = Feature("image", tuple(second.image_shape), typed_features(second)[second.image_key].dtype)
+  return dataclasses.replace(spec, features=features,
+                             extra_features={**spec.extra_features, "image2": tuple(second.image_shape)})
+
+
+def second_split_seed(seed: int) -> int:
+  """The seed of a second split's epochs: a stream of its own, apart from the first split's (seed, epoch)."""
+  return int(np.random.SeedSequence([seed, 2]).generate_state(1)[0])
+
+
 class _TrainBatch:
-  """Batch number -> this process's slice of the global training batch its sampler draws for that step."""
+  """Batch number -> this process's slice of the global training batch its sampler draws for that step (with a
+  `second` reader: plus `image2` from that split's own uniform epochs)."""
 
   def __init__(self, reader: _Reader, global_batch_size: int, seed: int, sharding: Sharding,
-               sampler: samplers.Sampler = samplers.Uniform()):
-    self.reader, self.spec, self.seed, self.sampler = reader, reader.spec, seed, sampler
+               sampler: samplers.Sampler = samplers.Uniform(), second: _Reader | None = None):
+    self.reader, self.spec, self.seed, self.sampler, self.second = reader, reader.spec, seed, sampler, second
     self.global_batch_size = global_batch_size
     self.local_batch_size = local_batch_size(global_batch_size, sharding)
     self.offset = sharding.process_index * self.local_batch_size
     sampler.check(self.spec, global_batch_size, self.local_batch_size)
     labels = samplers.split_labels(reader.source, self.spec) if sampler.needs_labels else None
     self.split = samplers.ClassIndex(self.spec.num_examples, labels)
+    if second is not None:
+      samplers.Uniform().check(second.spec, global_batch_size, self.local_batch_size)
+      self.second_split = samplers.ClassIndex(second.spec.num_examples)
 
   def drawn(self, step: int) -> dict[str, np.ndarray]:
     """This process's slice of what the sampler draws for `step`: `index` [L] and the sampler's extras."""
@@ -168,6 +193,10 @@ class _TrainBatch:
     if "index2" in drawn:  # pairs: the partners' images and labels
       second = self.reader(drawn.pop("index2"))
       batch["image2"], batch["label2"] = second["image"], second["label"]
+    if self.second is not None:
+      index = samplers.Uniform().draw(second_split_seed(self.seed), int(step), self.global_batch_size,
+                                      self.second_split)["index"]
+      batch["image2"] = self.second(index[self.offset:self.offset + self.local_batch_size])["image"]
     batch.update(drawn)
     return batch
 
@@ -175,8 +204,8 @@ class _TrainBatch:
 class _EvalBatch:
   """Batch number -> this process's slice of that global evaluation batch, padded, with a mask."""
 
-  def __init__(self, reader: _Reader, global_batch_size: int, sharding: Sharding):
-    self.reader, self.spec = reader, reader.spec
+  def __init__(self, reader: _Reader, global_batch_size: int, sharding: Sharding, second: _Reader | None = None):
+    self.reader, self.spec, self.second = reader, reader.spec, second
     self.global_batch_size = global_batch_size
     self.local_batch_size = local_batch_size(global_batch_size, sharding)
     self.offset = sharding.process_index * self.local_batch_size
@@ -186,6 +215,9 @@ class _EvalBatch:
     mask = positions < self.spec.num_examples
     out = self.reader(np.where(mask, positions, 0))
     out["mask"] = mask
+    if self.second is not None:
+      out["mask2"] = positions < self.second.spec.num_examples
+      out["image2"] = self.second(np.where(out["mask2"], positions, 0))["image"]
     return out
 
 
@@ -197,7 +229,8 @@ def num_eval_batches(num_examples: int, global_batch_size: int) -> int:
 def train_dataset(source: Sequence[Any], spec: DatasetSpec, global_batch_size: int, num_steps: int,
                   seed: int, sharding: Sharding = Sharding(), num_threads: int = 2,
                   prefetch: int = 4, image_size: int = 0, resize: str = "center_crop", min_visible: float = 0.0,
-                  sampler: samplers.Sampler = samplers.Uniform()) -> grain.IterDataset:
+                  sampler: samplers.Sampler = samplers.Uniform(),
+                  second: tuple[Sequence[Any], DatasetSpec] | None = None) -> grain.IterDataset:
   """Training batches 0..num_steps-1 as a grain iterable with threaded reads.
 
   Args:
@@ -216,23 +249,31 @@ def train_dataset(source: Sequence[Any], spec: DatasetSpec, global_batch_size: i
     min_visible: objects whose box keeps less than this fraction of its area inside the resized image are removed.
     sampler: which examples make each batch (`samplers`): Uniform() (default), Balanced, Pairs or Episodes;
       pairs add `image2`, `label2`, `same`, episodes `episode_label`, `query`.
+    second: (source, spec) of a second split whose images each batch carries as `image2` (module docstring);
+      resized like the first.
 
   Returns:
     A `grain.IterDataset`; its iterator's `get_state()`/`set_state()` give the resumable data position.
   """
+  second_reader = _Reader(second[0], second[1], image_size, resize, min_visible) if second else None
   reader = _TrainBatch(_Reader(source, spec, image_size, resize, min_visible), global_batch_size, seed, sharding,
-                       sampler)
+                       sampler, second_reader)
   return grain.MapDataset.range(num_steps).map(reader).to_iter_dataset(
       grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch))
 
 
 def eval_dataset(source: Sequence[Any], spec: DatasetSpec, global_batch_size: int,
                  sharding: Sharding = Sharding(), num_threads: int = 2, prefetch: int = 4,
-                 image_size: int = 0, resize: str = "center_crop", min_visible: float = 0.0) -> grain.IterDataset:
+                 image_size: int = 0, resize: str = "center_crop", min_visible: float = 0.0,
+                 second: tuple[Sequence[Any], DatasetSpec] | None = None) -> grain.IterDataset:
   """One in-order pass over the split in padded global batches with a `mask` (see module docstring); host
-  resizing as in `train_dataset`."""
-  reader = _EvalBatch(_Reader(source, spec, image_size, resize, min_visible), global_batch_size, sharding)
-  num_batches = num_eval_batches(spec.num_examples, global_batch_size)
+  resizing as in `train_dataset`; a `second` (source, spec) adds `image2` and `mask2`, and the pass covers the
+  longer of the two splits."""
+  second_reader = _Reader(second[0], second[1], image_size, resize, min_visible) if second else None
+  reader = _EvalBatch(_Reader(source, spec, image_size, resize, min_visible), global_batch_size, sharding,
+                      second_reader)
+  longest = max(spec.num_examples, second[1].num_examples if second else 0)
+  num_batches = num_eval_batches(longest, global_batch_size)
   return grain.MapDataset.range(num_batches).map(reader).to_iter_dataset(
       grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch))
 

@@ -17,6 +17,8 @@ References:
   Lim & Ye, "Geometric GAN", 2017; Miyato et al., "Spectral Normalization for GANs", ICLR 2018 (hinge).
   Arjovsky, Chintala, Bottou, "Wasserstein GAN", ICML 2017 (wasserstein loss, weight clipping).
   Gulrajani et al., "Improved Training of Wasserstein GANs", NeurIPS 2017 (gradient penalty on random interpolates).
+  Mao et al., "Mode Seeking Generative Adversarial Networks for Diverse Image Synthesis", CVPR 2019
+  (`mode_seeking_loss`, against conditional mode collapse).
 """
 
 from __future__ import annotations
@@ -149,3 +151,24 @@ def clip_weights(params: Any, c: float) -> Any:
   if not c > 0:
     raise ConfigError(f"weight clipping bound must be positive, got {c}; set gan.clip to e.g. 0.01")
   return jax.tree.map(lambda p: jnp.clip(p, -c, c).astype(p.dtype), params)
+
+
+def mode_seeking_loss(images: jax.Array, latents: jax.Array, epsilon: float = 1e-5) -> jax.Array:
+  """MSGAN's term for the generator: 1 / (mean|G(z1) - G(z2)| / mean|z1 - z2| + epsilon), the two halves of the
+  batch being the pairs (same conditions, different latents); small when different latents give different images.
+
+  Args:
+    images: [2M, ...] generated images, example i paired with example i + M.
+    latents: [2M, L] their latents.
+    epsilon: keeps the term finite when the images coincide.
+
+  Returns:
+    The scalar term (the paper's official code; its weight is the caller's).
+  """
+  half = images.shape[0] // 2
+  if half == 0 or images.shape[0] % 2:
+    raise ConfigError(f"the mode-seeking term pairs the two halves of the batch; got {images.shape[0]} images: use an "
+                      "even batch size")
+  image_gap = jnp.mean(jnp.abs(images[:half].astype(jnp.float32) - images[half:].astype(jnp.float32)))
+  latent_gap = jnp.mean(jnp.abs(latents[:half].astype(jnp.float32) - latents[half:].astype(jnp.float32)))
+  return 1.0 / (image_gap / latent_gap + epsilon)

@@ -16,7 +16,8 @@ wgan_schedule, clip (0: none), gradient_penalty (lambda; 0: none), ema_decay (0:
 "projection"), class_maps (conditional generator: also one-hot class maps at every resolution), generator_width,
 discriminator_width, discriminator_norm ("batch" | "layer" | "none"), feature_net
 (`evaluation.feature_nets.DATASETS` or "pixels"), eval_generator ("ema" | "live"), kid_subsets, kid_subset_size, pr_k,
-num_samples.
+num_samples, mode_seeking (weight of MSGAN's term, `adversarial.mode_seeking_loss`, added to the generator loss; the
+generator batch's second half then repeats the first half's classes with new latents; 0: off).
 """
 
 from __future__ import annotations
@@ -68,6 +69,10 @@ class GanTask(base.Task):
     self.eval_ema = str(cfg.eval_generator) == "ema" and self.ema_decay > 0
     self.kid_subsets, self.kid_subset_size, self.pr_k = int(cfg.kid_subsets), int(cfg.kid_subset_size), int(cfg.pr_k)
     self.num_samples = int(cfg.num_samples)
+    self.mode_seeking = float(cfg.get("mode_seeking", 0.0))
+    if self.mode_seeking > 0 and config.input.batch_size % 2:
+      raise ConfigError(f"gan.mode_seeking pairs the two halves of each batch; input.batch_size="
+                        f"{config.input.batch_size} is odd: use an even one")
     norm = str(cfg.discriminator_norm)
     if self.n_critic < 1:
       raise ConfigError(f"gan.n_critic is {self.n_critic}; it must be >= 1 (discriminator updates per generator one)")
@@ -184,7 +189,10 @@ class GanTask(base.Task):
     def loss_fn(params):
       fake, stats = self.generate(params, state.batch_stats["generator"], z, fake_labels, train=True)
       scores, _ = self.score(state.params[name], state.batch_stats[name], fake, fake_labels)
-      return adversarial.generator_loss(self.loss, scores), stats
+      loss = adversarial.generator_loss(self.loss, scores)
+      if self.mode_seeking > 0:
+        loss = loss + self.mode_seeking * adversarial.mode_seeking_loss(fake, z)
+      return loss, stats
 
     (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params["generator"])
     state = state.apply_gradients("generator", grads, tx, batch_stats=stats if stats else None)
@@ -206,11 +214,14 @@ class GanTask(base.Task):
     n = real.shape[0]
     labels = batch["label"].astype(jnp.int32) if self.conditional else None
 
-    def latents(index):
+    def latents(index, pairs=False):
       z = jax.random.normal(jax.random.fold_in(rng, index), (n, self.latent_dim), jnp.float32)
-      fake_labels = (jax.random.randint(jax.random.fold_in(rng, index + 10), (n,), 0, self.num_classes)
-                     if self.conditional else None)
-      return z, fake_labels
+      if not self.conditional:
+        return z, None
+      if not pairs:
+        return z, jax.random.randint(jax.random.fold_in(rng, index + 10), (n,), 0, self.num_classes)
+      half = jax.random.randint(jax.random.fold_in(rng, index + 10), (n // 2,), 0, self.num_classes)
+      return z, jnp.concatenate([half, half])  # mode seeking: pairs (i, i + n/2) share a class
 
     state, metrics = self.discriminator_update(state, real, labels, *latents(1), jax.random.fold_in(rng, 2),
                                                txs[self.disc_name])
@@ -219,7 +230,7 @@ class GanTask(base.Task):
     due = critic_iterations >= self.critic_steps_needed(generator_iterations)
 
     def with_generator(state):
-      state, loss = self.generator_update(state, *latents(3), txs["generator"])
+      state, loss = self.generator_update(state, *latents(3, self.mode_seeking > 0), txs["generator"])
       counters = {"generator_iterations": generator_iterations + 1, "critic_iterations": jnp.zeros((), jnp.int32)}
       return state.replace(extras={**state.extras, **counters}), loss
 

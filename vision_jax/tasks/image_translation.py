@@ -22,6 +22,9 @@ of the generator's output against the target, the same for the baseline (`baseli
 upsampling of the input when sizes differ, else the input copied), and, with `translation.feature_net`, the FID of
 outputs and of the baseline against the targets on that network's features (`vision_jax.evaluation.generative`).
 Pictures: translations.png, one row per fixed eval example: input | baseline | output | target.
+Unpaired domains stored as two splits (CycleGAN's cycle_gan/*: `dataset.train_split2` / `eval_split2`, read by the
+pipeline as `image2`) have no pairs to score: the evaluation then reports `fid` of the outputs G(A) against the
+second eval split's images (and `baseline_fid` of the inputs A against them), the best checkpoint the lowest fid.
 
 Config section `translation`: mode, target_key, loss (`losses.adversarial.LOSS_KINDS`), l1_weight, cycle_weight,
 identity_weight, pool_size, content_net, content_weight, pixel_weight, adversarial_weight, generator_features,
@@ -103,6 +106,12 @@ class ImageTranslationTask(base.Task):
     # A dataset of one domain (cycle_gan/*: one split per domain) has no target; the networks are still built.
     self.target_shape = model_shape(target.shape) if target is not None else self.source_shape
     self.has_target = target is not None
+    self.unpaired_eval = bool(config.dataset.get("eval_split2", ""))
+    if self.unpaired_eval:
+      if not cfg.feature_net:
+        raise ConfigError("an unpaired evaluation (dataset.eval_split2) is scored by FID only; set "
+                          "translation.feature_net (e.g. pixels)")
+      self.best_metric = ("fid", "min")
     self.num_samples = int(cfg.num_samples)
     g_features, d_features = tuple(cfg.generator_features), tuple(cfg.discriminator_features)
     out_channels = self.target_shape[-1]
@@ -162,7 +171,8 @@ class ImageTranslationTask(base.Task):
     """(input [N, h, w, c], target [N, H, W, C]) of a batch in [-1, 1] (the input ops without augmentation)."""
     if self.target_key not in batch:
       raise ConfigError(f"translation needs the target view {self.target_key!r} in every batch; dataset "
-                        f"{self.spec.name!r} has none (a one-domain split): train on a paired dataset such as "
+                        f"{self.spec.name!r} has none (a one-domain split): set dataset.train_split2 and "
+                        "eval_split2 to the other domain's splits, or train on a paired dataset such as "
                         "digit_edges2digit")
     key = jax.random.PRNGKey(0)
     return self.input_ops(key, batch["image"], False), self.input_ops(key, batch[self.target_key], False)
@@ -273,27 +283,30 @@ class ImageTranslationTask(base.Task):
 
   def eval_step(self, state: TrainState, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
     """Sums of L1 and PSNR of the output and of the baseline, FID moment sums, and the batch's images for the
-    pictures (kept for the first `num_samples` examples only)."""
+    pictures (kept for the first `num_samples` examples only). Unpaired (a `mask2` from `eval_split2`): FID moment
+    sums only, the targets weighted by `mask2`."""
     source, target = self.views(batch)
     output = self.translate(state, source)
     copy = baseline(source, self.target_shape)
     weights = batch["mask"].astype(jnp.float32)
     out = {"count": jnp.sum(weights), "mask": batch["mask"]}
-    for prefix, image in (("", output), ("baseline_", copy)):
-      out[prefix + "l1"] = jnp.sum(perceptual.pixel_loss(image, target, "l1") / 2 * weights)
-      out[prefix + "psnr"] = jnp.sum(psnr_per_image(image, target) * weights)
+    if not self.unpaired_eval:
+      for prefix, image in (("", output), ("baseline_", copy)):
+        out[prefix + "l1"] = jnp.sum(perceptual.pixel_loss(image, target, "l1") / 2 * weights)
+        out[prefix + "psnr"] = jnp.sum(psnr_per_image(image, target) * weights)
+    target_weights = batch["mask2"].astype(jnp.float32) if self.unpaired_eval else weights
     if self.features is not None:
-      for prefix, image in (("real", target), ("fake", output), ("copy", copy)):
-        out.update(generative.feature_sums(self.features(image)[0], weights, prefix))
+      for prefix, image, w in (("real", target, target_weights), ("fake", output, weights), ("copy", copy, weights)):
+        out.update(generative.feature_sums(self.features(image)[0], w, prefix))
     shown_source = baseline(jax.image.resize(source, source.shape[:1] + self.target_shape[:2] + source.shape[3:],
                                              "nearest"), self.target_shape)
     out.update(zip(SAMPLE_KEYS, (shown_source, copy, output, target)))
     return out
 
   def evaluators(self) -> list[Evaluator]:
-    evaluators: list[Evaluator] = [
-        SumEvaluator(("l1", "psnr", "baseline_l1", "baseline_psnr", "count"), self.reduce_sums),
-        FirstExamplesEvaluator(SAMPLE_KEYS, self.num_samples, prefix="")]
+    evaluators: list[Evaluator] = [FirstExamplesEvaluator(SAMPLE_KEYS, self.num_samples, prefix="")]
+    if not self.unpaired_eval:
+      evaluators.append(SumEvaluator(("l1", "psnr", "baseline_l1", "baseline_psnr", "count"), self.reduce_sums))
     if self.features is not None:
       evaluators += [generative.frechet_evaluator("real", "fake", "fid"),
                      generative.frechet_evaluator("real", "copy", "baseline_fid")]

@@ -16,7 +16,8 @@ Evaluation and pictures are the `gan` task's (FID/KID/precision-recall on a feat
 images' centre 28x28 for the digits network; samples.png, interpolation.png), at the step's phase.
 
 Config section `progan`: latent_dim, features (width per phase, 4x4 first), steps_per_phase, fade_fraction, loss,
-gradient_penalty (0: none), drift, group_size, ema_decay, feature_net, kid_subsets, kid_subset_size, pr_k, num_samples.
+gradient_penalty (0: none), drift, group_size, ema_decay, eval_generator ("ema" | "live": the raw weights), feature_net,
+kid_subsets, kid_subset_size, pr_k, num_samples.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class ProGanTask(gan.GanTask):
     self.generator = progan.ProGenerator(self.image_shape[-1], self.widths)
     self.discriminator = progan.ProDiscriminator(self.widths, int(cfg.group_size))
     self.disc_name, self.conditional, self.num_classes = "discriminator", "", 0
-    self.eval_ema = self.ema_decay > 0
+    self.eval_ema = self.ema_decay > 0 and str(cfg.get("eval_generator", "ema")) == "ema"  # "live": raw weights
     self.kid_subsets, self.kid_subset_size, self.pr_k = int(cfg.kid_subsets), int(cfg.kid_subset_size), int(cfg.pr_k)
     self.num_samples = int(cfg.num_samples)
     features_shape = (28, 28) + self.image_shape[2:] if self.image_shape[0] == 32 else self.image_shape

@@ -45,6 +45,8 @@ class Setup:
   init_state: Any  # () -> replicated initial TrainState
   abstract_state: Any
   checkpointer: Checkpointer
+  train_second: Any = None  # (source, spec) of dataset.train_split2 (batches carry its images as image2), or None
+  eval_second: Any = None  # the same for dataset.eval_split2
 
   @property
   def schedule(self) -> optax.Schedule:
@@ -119,14 +121,23 @@ def setup(config: ml_collections.ConfigDict, workdir: str) -> Setup:
   if train_spec.has_labels:
     train_source, train_spec = subsets.from_config(config.dataset, train_source, train_spec, train=True)
     eval_source, eval_spec = subsets.from_config(config.dataset, eval_source, eval_spec, train=False)
+  train_second = eval_second = None
+  if config.dataset.get("train_split2"):  # a second split read beside the first as image2 (pipeline module doc)
+    train_second = datasets.load(config.dataset.name, config.dataset.train_split2, data_dir, max_objects=max_objects)
+    eval_second = datasets.load(config.dataset.name, config.dataset.eval_split2 or config.dataset.eval_split,
+                                data_dir, max_objects=max_objects)
   if config.input.image_size <= 0:  # small splits of fixed-shape examples: decoded once, served from memory
     train_source = pipeline.cache_in_memory(train_source, train_spec, config.input.cache_mib)
     eval_source = pipeline.cache_in_memory(eval_source, eval_spec, config.input.cache_mib)
+    train_second, eval_second = [(pipeline.cache_in_memory(*second, config.input.cache_mib), second[1])
+                                 if second else None for second in (train_second, eval_second)]
   else:  # examples are resized on the host to a fixed square, annotations moved along
     train_spec = resized_spec(train_spec, config.input.image_size, config.input.resize)
     eval_spec = resized_spec(eval_spec, config.input.image_size, config.input.resize)
+    train_second, eval_second = [(second[0], resized_spec(second[1], config.input.image_size, config.input.resize))
+                                 if second else None for second in (train_second, eval_second)]
   sampler = make_sampler(config.input)
-  task = tasks.get(config, train_spec)
+  task = tasks.get(config, pipeline.paired_spec(train_spec, train_second[1]) if train_second else train_spec)
   steps_per_epoch = pipeline.steps_per_epoch(train_spec, config.input.batch_size)
   if steps_per_epoch == 0:
     raise ConfigError(f"input.batch_size={config.input.batch_size} exceeds the {train_spec.num_examples} "
@@ -157,7 +168,7 @@ def setup(config: ml_collections.ConfigDict, workdir: str) -> Setup:
   checkpointer = Checkpointer(workdir, identity, keep=config.checkpoint.keep, best_metric=best_metric,
                               best_mode=best_mode)
   return Setup(config, mesh, task, train_source, train_spec, eval_source, eval_spec, steps_per_epoch, total_steps,
-               sampler, schedules, txs, init_state, abstract_state, checkpointer)
+               sampler, schedules, txs, init_state, abstract_state, checkpointer, train_second, eval_second)
 
 
 def resized_spec(spec: DatasetSpec, size: int, mode: str) -> DatasetSpec:
@@ -205,7 +216,7 @@ def train_batches(s: Setup, data_state: dict[str, Any] | None = None):
   cfg = s.config.input
   dataset = pipeline.train_dataset(s.train_source, s.train_spec, cfg.batch_size, s.total_steps, s.config.seed,
                                    pipeline.this_process(), cfg.num_threads, cfg.prefetch, cfg.image_size,
-                                   cfg.resize, cfg.min_visible, s.sampler)
+                                   cfg.resize, cfg.min_visible, s.sampler, s.train_second)
   local = pipeline.iterate(dataset, data_state)
   return local, (parallel.global_batch(batch, s.mesh) for batch in local)
 
@@ -221,7 +232,8 @@ def eval_batches(s: Setup):
   """One in-order pass over the eval split as padded global batches (with a `mask`)."""
   cfg = s.config.input
   dataset = pipeline.eval_dataset(s.eval_source, s.eval_spec, cfg.eval_batch_size, pipeline.this_process(),
-                                  cfg.num_threads, cfg.prefetch, cfg.image_size, cfg.resize, cfg.min_visible)
+                                  cfg.num_threads, cfg.prefetch, cfg.image_size, cfg.resize, cfg.min_visible,
+                                  s.eval_second)
   return (parallel.global_batch(local_batch, s.mesh) for local_batch in dataset)
 
 
