@@ -4,13 +4,19 @@
     python -m vision_jax.main --config=configs/siamese_digits.py:loss=contrastive,dataset=fashion --workdir=runs/x
     python -m vision_jax.main --config=configs/siamese_digits.py:smoke                               # seconds
 
-Arguments (`:key=value,...`): loss (contrastive | batch_all | batch_hard | semi_hard | soft_margin | pair_bce),
-dataset (digits | fashion), model (any zoo classifier as the backbone; default simple_cnn), bn (batch norm in the
-backbone, `model.batch_norm=on`; the training split holds no held-out image, so its statistics never see one),
+Arguments (`:key=value,...`): loss (contrastive | batch_all | batch_hard | semi_hard | soft_margin | prototypical |
+pair_bce), dataset (digits | fashion), model (any zoo classifier as the backbone, or conv4; default simple_cnn), head
+(conv4 only: false uses its flattened 64-d features as the embedding, no linear head; embed is then unused), blocks
+(conv4's conv blocks: 4 gives 64-d features at 28x28, 3 gives 3x3x64 = 576-d), center (`embedding.center`: standardise
+the embedding with the training images' running statistics), bn
+(batch norm in the backbone, `model.batch_norm=on`; the training split holds no held-out image, so its statistics
+never see one),
 transforms (`embedding.class_transforms`: 8 turns the training classes into 40 by quarter turns and mirror images,
 0 keeps the 5 classes), steps, batch (0: 20 class groups of k for P x K batches, 128 pairs for pair_bce), k
 (examples per class of a P x K batch), margin (0: the loss's default, 0.2 for triplets, 1.0 for contrastive),
-embed, normalize (L2-normalised embeddings), lr, seed, smoke. Evaluation and checkpoints at half and all steps.
+embed, normalize (L2-normalised embeddings), metric (euclidean | squared_euclidean | cosine: training distance and
+evaluation score), scale (prototypical logits -scale * distance), augment (crop: 2-pixel pad and crop | affine:
+small rotation, shear, zoom and shift | none), lr, seed, smoke. Evaluation and checkpoints at half and all steps.
 
 Held-out classes: the training split keeps classes 0-4 (`dataset.classes`) and the evaluation split the held-out
 classes 5-9 (`dataset.eval_classes`, relabelled 0-4; `vision_jax.data.subsets`), so no held-out image reaches
@@ -22,6 +28,8 @@ from vision_jax.configs import common
 from vision_jax.errors import ConfigError
 from vision_jax.tasks.embedding import defaults
 
+AUGMENTS = {"crop": "pad_crop(pad=2)", "none": "",
+            "affine": "affine(degrees=12, translate=(0.08, 0.08), scale=(0.85, 1.1), shear=(12, 0))"}
 DATASETS = {"digits": ("mnist_embedded", "normalize(mean=0.1307, std=0.3081)"),
             "fashion": ("fashion_mnist_embedded", "normalize(mean=0.286, std=0.353)")}
 PAIR_LOSSES = ("pair_bce",)
@@ -61,19 +69,28 @@ def embedding_config(args, dataset: str, eval_every: int, best_metric: str, spli
 def get_config(arg: str | None = None):
   """Returns the experiment config; see the module docstring for `arg`."""
   args = common.parse_arg(arg, loss="batch_all", dataset="digits", model="simple_cnn", bn=True, transforms=8,
-                          steps=400, batch=0, k=5, margin=0.0, embed=64, normalize=True, lr=1e-3, seed=0, smoke=False)
+                          steps=400, batch=0, k=5, margin=0.0, embed=64, normalize=True, metric="euclidean",
+                          scale=1.0, augment="crop", head=True, blocks=4, center=False, lr=1e-3, seed=0, smoke=False)
   if args.dataset not in DATASETS:
     raise ConfigError(f"dataset={args.dataset!r}; use one of {', '.join(DATASETS)}")
+  if args.augment not in AUGMENTS:
+    raise ConfigError(f"augment={args.augment!r}; use one of {', '.join(AUGMENTS)}")
+  if not args.head and args.model != "conv4":
+    raise ConfigError(f"head=false drops conv4's linear head; model={args.model} always has one: use model=conv4")
   pairs = args.loss in PAIR_LOSSES
   args.batch = args.batch or (128 if pairs else 20 * args.k)
   config = embedding_config(args, DATASETS[args.dataset][0], max(1, args.steps // 2), "episodes_5way_1shot")
   config.schedule.warmup_steps = min(100, args.steps // 10)
   config.input.eval_batch_size = 500
-  config.input.augment = "pad_crop(pad=2)"
+  config.input.augment = AUGMENTS[args.augment]
   config.input.normalize = DATASETS[args.dataset][1]
   config.log_every_steps = 100
   config.model.batch_norm = "on" if args.bn else ""
   config.embedding.normalize = args.normalize
+  config.embedding.metric, config.embedding.scale, config.embedding.center = args.metric, args.scale, args.center
+  if args.model == "conv4":
+    config.model.kwargs.head = args.head
+    config.model.kwargs.widths = (64,) * args.blocks
   config.embedding.class_transforms = 0 if pairs else args.transforms
   config.dataset.classes, config.dataset.eval_classes = TRAIN_CLASSES, HELD_OUT_CLASSES
   config.embedding.episodes = "5x1,5x5"  # five held-out classes: no 20-way episodes

@@ -45,6 +45,14 @@ def test_pairs_flag_same_identity():
   assert same.sum() == 5
 
 
+def test_pair_batches_carry_the_partners_identity_as_label2():
+  source, spec, identities = _faces()
+  batch = next(iter(pipeline.train_dataset(source, spec, 10, 1, 0, sampler=samplers.Pairs(positive_fraction=0.5))))
+  first, second = batch["image"].reshape(-1), batch["image2"].reshape(-1)  # pixels hold the example index
+  np.testing.assert_array_equal(batch["label2"], identities[second])
+  np.testing.assert_array_equal(batch["same"], (identities[first] == identities[second]).astype(np.int32))
+
+
 def test_split_without_labels_or_identities_is_refused():
   source, spec, _ = _faces(with_identity=False)
   assert samplers.grouping_key(spec) == ""

@@ -69,3 +69,24 @@ def test_any_zoo_backbone_with_its_own_input(images):
   out = jax.eval_shape(lambda: model.apply(model.init(jax.random.key(0), x), x))
   assert out.shape == (2, 12)
   assert set(embedding.NAMES) <= set(models.NOT_IMAGE_CLASSIFIERS)
+
+
+def test_centred_embedding_uses_the_training_statistics(images):
+  x, _ = images
+  backbone = models.get("conv4", num_classes=6, widths=(2,), batch_norm=False)  # small: quick to compile
+  model = embedding.EmbeddingNet(backbone, normalize=True, center=True)
+  variables = model.init(jax.random.key(0), x)
+  assert variables["params"].keys() == {"backbone"}  # the centring has no scale or offset
+  rng = np.random.default_rng(3)
+  mean, var = rng.normal(size=6), rng.uniform(0.5, 2.0, size=6)
+  variables = {"params": variables["params"], "batch_stats": {"center": {"mean": mean, "var": var}}}
+  raw = np.asarray(backbone.apply({"params": variables["params"]["backbone"]}, x), np.float64)
+  centred = (raw - mean) / np.sqrt(var + 1e-5)
+  expected = centred / np.linalg.norm(centred, axis=1, keepdims=True)
+  np.testing.assert_allclose(np.asarray(model.apply(variables, x)), expected, atol=1e-5)
+  # Training mode standardises with the batch's own moments and updates the running ones.
+  out, updates = model.apply(variables, x, train=True, mutable=["batch_stats"])
+  batch = (raw - raw.mean(0)) / np.sqrt(raw.var(0) + 1e-5)
+  np.testing.assert_allclose(np.asarray(out), batch / np.linalg.norm(batch, axis=1, keepdims=True), atol=1e-4)
+  np.testing.assert_allclose(np.asarray(updates["batch_stats"]["center"]["mean"]), 0.9 * mean + 0.1 * raw.mean(0),
+                             atol=1e-5)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.losses.test_prototypical_loss import ref_prototypical
 from tests.tasks import in_process
 from vision_jax import tasks
 from vision_jax.data import datasets
@@ -82,7 +83,37 @@ def test_pair_losses_mask_pairs_with_a_held_out_side(batch):
   assert abs(float(bce) - expected_bce) < 1e-5
 
 
+def test_prototypical_episodes_use_the_configured_group_size(batch):
+  embeddings, labels = batch  # ten classes in groups of 3 rows
+  task = _task("prototypical", "balanced", heldout_classes="", scale=2.0, metric="squared_euclidean")
+  task.examples_per_class = 3
+  ours, metrics = task.batch_loss(embeddings, {"labels": labels, "trained": jnp.ones(labels.shape, bool)})
+  expected, accuracy = ref_prototypical(np.asarray(embeddings), np.asarray(labels), 3, "squared_euclidean", 2.0)
+  assert abs(float(ours) - expected) < 1e-4 and abs(float(metrics["episode_accuracy"]) - accuracy) < 1e-6
+
+
+@pytest.mark.parametrize("args,fix", [("augment=blur", "augment='blur'; use one of crop"),
+                                      ("head=false", "use model=conv4")])
+def test_config_argument_errors_name_the_fix(args, fix):
+  with pytest.raises(ConfigError) as error:
+    in_process.load_config(f"configs/siamese_digits.py:{args},smoke")
+  assert fix in str(error.value) and "\n" not in str(error.value)
+
+
+def test_conv4_recipe_config():
+  config = in_process.load_config("configs/siamese_digits.py:loss=prototypical,model=conv4,head=false,blocks=3,"
+                                  "center=true,metric=cosine,scale=10,augment=affine,smoke")
+  assert tuple(config.model.kwargs.widths) == (64, 64, 64) and not config.model.kwargs.head
+  assert config.embedding.center and config.embedding.metric == "cosine" and config.embedding.scale == 10.0
+  assert config.input.augment.startswith("affine(")
+  task = tasks.get(config, SPEC)
+  out = jax.eval_shape(lambda x: task.model.init_with_output(jax.random.key(0), x)[0],
+                       jnp.zeros((2,) + task.input_shape()))
+  assert out.shape == (2, 3 * 3 * 64)  # 28 -> 14 -> 7 -> 3 after three blocks, no head
+
+
 @pytest.mark.parametrize("loss,sampler,fix", [("batch_hard", "pairs", "input.sampler=balanced"),
+                                              ("prototypical", "uniform", "input.sampler=balanced"),
                                               ("pair_bce", "balanced", "input.sampler=pairs"),
                                               ("arcface", "balanced", "use one of")])
 def test_config_errors_name_the_fix(loss, sampler, fix):

@@ -192,7 +192,7 @@ class _TrainBatch:
     batch = self.reader(drawn.pop("index"))
     if "index2" in drawn:  # pairs: the partners' images and labels
       second = self.reader(drawn.pop("index2"))
-      batch["image2"], batch["label2"] = second["image"], second["label"]
+      batch["image2"], batch["label2"] = second["image"], second[samplers.grouping_key(self.spec)]
     if self.second is not None:
       index = samplers.Uniform().draw(second_split_seed(self.seed), int(step), self.global_batch_size,
                                       self.second_split)["index"]

@@ -1,5 +1,5 @@
 """Metric-learning losses: pairwise distances, the contrastive loss and triplet losses with online mining inside the
-batch (batch-all, batch-hard, semi-hard, soft margin).
+batch (batch-all, batch-hard, semi-hard, soft margin), and the prototypical loss of episodes made inside the batch.
 
 Every function works on static shapes: mining builds [N, N] pair masks and [N, N, N] triplet masks and selects with
 `jnp.where`, so the losses jit once per batch size. An optional `example_mask` [N] marks the real rows of a padded
@@ -11,6 +11,7 @@ References:
   Hermans, Beyer, Leibe, "In Defense of the Triplet Loss for Person Re-Identification", 2017 (batch-all, batch-hard,
   soft margin).
   TensorFlow Addons `tfa.losses.triplet_semihard_loss` (the semi-hard semantics reproduced here).
+  Snell, Swersky, Zemel, "Prototypical Networks for Few-shot Learning", NeurIPS 2017 (the prototypical loss).
   pytorch-metric-learning `TripletMarginLoss`, `ContrastiveLoss`, `AvgNonZeroReducer` (the 'mean_positive' and
   'nonzero_mean_per_kind' reductions).
 """
@@ -302,6 +303,57 @@ def semi_hard_triplet_loss(embeddings: jax.Array, labels: jax.Array, margin: flo
   negative_distance = jnp.where(jnp.any(outside, 2), nearest_outside, farthest_negative[:, None])
   losses = jnp.maximum(margin + distances - jnp.where(positive, negative_distance, 0.0), 0.0)
   return _masked_mean(losses, positive)
+
+
+def prototypical_loss(embeddings: jax.Array, labels: jax.Array, examples_per_class: int,
+                      metric: Metric = 'squared_euclidean', scale: float = 1.0,
+                      example_mask: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+  """Prototypical-network loss (Snell et al. 2017) of the K episodes hidden in a P x K batch.
+
+  Episode j (j = 0..K-1) takes the rows at position j of their class group (row index i with i % K == j) as its
+  queries and every other row as its support set: a class's prototype is the mean of its support embeddings (K - 1
+  of them for a class with one group of K). Each query gets logits -scale * distance(query, prototype) over the
+  classes that have support rows in the episode, and the loss is its softmax cross-entropy towards its own class.
+  Classes that occupy several groups of the batch simply have more support rows; labels need not be grouped at all,
+  but a query whose class has no support row in its episode, or an episode with a single class, counts for nothing.
+
+  Args:
+    embeddings: [N, D]; labels: [N].
+    examples_per_class: K, the group size (N need not be a multiple of K).
+    metric: the distance of `pairwise_distances` (Snell et al.: 'squared_euclidean').
+    scale: logits are -scale * distance (a temperature for L2-normalised embeddings, whose distances are small).
+    example_mask: [N] bool, the real rows (default all).
+
+  Returns:
+    loss [] (mean over the usable queries; 0 when none) and the accuracy [] of the nearest prototype on them.
+  """
+  n = labels.shape[0]
+  real = jnp.ones((n,), bool) if example_mask is None else example_mask.astype(bool)
+  embeddings = embeddings.astype(jnp.float32)
+  position = jnp.arange(n) % examples_per_class
+  episodes = jnp.arange(examples_per_class)[:, None]  # [K, 1]
+  query = (position[None, :] == episodes) & real[None, :]  # [K, N]
+  support = (position[None, :] != episodes) & real[None, :]  # [K, N]
+  same = labels[:, None] == labels[None, :]  # [N, N]
+  # members[j, m, i]: support row i of episode j has row m's class; row m stands for its class in episode j when it
+  # is that class's first support row ("representative").
+  members = support[:, None, :] & same[None, :, :]  # [K, N, N]
+  earlier = jnp.tril(jnp.ones((n, n), bool), -1)  # [m, i]: i < m
+  representative = support & ~jnp.any(members & earlier[None], axis=2)  # [K, N]
+  counts = jnp.sum(members, axis=2, keepdims=True)  # [K, N, 1]
+  prototypes = jnp.einsum('kmi,id->kmd', members.astype(jnp.float32), embeddings,
+                          precision=jax.lax.Precision.HIGHEST) / jnp.maximum(counts, 1)  # [K, N, D]
+  distances = jax.vmap(lambda p: pairwise_distances(embeddings, p, metric=metric))(prototypes)  # [K, Nq, Nm]
+  logits = jnp.where(representative[:, None, :], -scale * distances, -jnp.inf)
+  own = representative[:, None, :] & same[None, :, :]  # [K, Nq, Nm]: the query's own class's representative
+  usable = query & jnp.any(own, axis=2) & (jnp.sum(representative, axis=1, keepdims=True) > 1)  # [K, N]
+  # Unusable queries get all-zero logits so that no -inf reaches the gradient.
+  safe_logits = jnp.where(usable[:, :, None], logits, 0.0)
+  log_normaliser = jax.nn.logsumexp(safe_logits, axis=2)
+  own_logit = jnp.sum(jnp.where(own, safe_logits, 0.0), axis=2)
+  losses = log_normaliser - own_logit
+  best_is_own = jnp.take_along_axis(own, jnp.argmax(logits, axis=2)[:, :, None], axis=2)[:, :, 0]
+  return _masked_mean(losses, usable), _masked_mean(best_is_own.astype(jnp.float32), usable)
 
 
 def _masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:

@@ -5,15 +5,19 @@ A config selects it with `task = "embedding"`; `config.model` names any zoo clas
 `num_classes = embedding.embed_dim` so its last linear layer is the embedding head
 (`vision_jax.models.embedding`). The `config.embedding` section:
 
-  loss              contrastive | batch_all | batch_hard | semi_hard | soft_margin | pair_bce
+  loss              contrastive | batch_all | batch_hard | semi_hard | soft_margin | prototypical | pair_bce
                     contrastive: Hadsell's loss (y d^2 + (1 - y) max(0, m - d)^2) on the pairs of the `pairs`
                     sampler (batch keys image, image2, same), or on every pair of a P x K batch (`balanced`
                     sampler); the triplet losses mine inside P x K batches (`vision_jax.losses.metric`);
+                    prototypical: Snell et al.'s loss on the K episodes of a P x K batch (episode j: the j-th
+                    row of every class group is a query, the other K - 1 rows are the support set);
                     pair_bce: sigmoid cross-entropy of the pair classifier's logit on `pairs` batches.
   margin            m of the contrastive and hinge triplet losses
+  scale             prototypical logits are -scale * distance (raise it for L2-normalised embeddings)
   metric            euclidean | squared_euclidean | cosine: the training distance and the evaluation score
                     (pair_bce evaluates with the pair head's weighted L1 score)
-  embed_dim         embedding size; normalize: L2-normalise embeddings
+  embed_dim         embedding size; normalize: L2-normalise embeddings; center: standardise each embedding
+                    dimension with the training images' running mean and variance first (`EmbeddingNet.center`)
   heldout_classes   labels (as batches carry them) that training never uses and evaluation is restricted to,
                     e.g. "5,6,7,8,9": training rows of these labels are masked out of every loss (their pixels
                     still pass through the network, so use a backbone without batch norm to keep them unseen);
@@ -35,7 +39,7 @@ A config selects it with `task = "embedding"`; `config.model` names any zoo clas
 With `train.grad_accum_steps = k` the losses mine inside each of the k micro-batches (contrastive pairs need k = 1).
 
 Metrics: training `loss`, `positive_distance`, `negative_distance` (batch means of same-class and
-different-class pair distances) and, for batch_all, `active_triplets`; evaluation: `evaluation.embedding`.
+different-class pair distances), for batch_all `active_triplets`, for prototypical `episode_accuracy`; evaluation: `evaluation.embedding`.
 Reports: embedding_pca.png and hardest_pairs.png.
 """
 
@@ -64,7 +68,7 @@ from vision_jax.tasks import base
 from vision_jax.train_lib import step_memory
 from vision_jax.train_lib.state import TrainState
 
-LOSSES = ("contrastive", "batch_all", "batch_hard", "semi_hard", "soft_margin", "pair_bce")
+LOSSES = ("contrastive", "batch_all", "batch_hard", "semi_hard", "soft_margin", "prototypical", "pair_bce")
 PAIR_LOSSES = ("pair_bce",)  # need the pairs sampler
 THUMB_SIZE = 32  # longest side of the images kept for the hardest-pairs picture
 
@@ -73,8 +77,8 @@ def defaults() -> ml_collections.ConfigDict:
   """The `config.embedding` section with its defaults (module docstring)."""
   return ml_collections.ConfigDict({
       "loss": "batch_hard", "margin": 0.2, "metric": "euclidean", "embed_dim": 64, "normalize": True,
-      "heldout_classes": "", "class_transforms": 0, "episodes": "5x1,20x1,5x5", "queries": 5, "num_episodes": 1000, "enrol": 1,
-      "eval_seed": 0, "best_metric": "verification_auc"})
+      "center": False, "scale": 1.0, "heldout_classes": "", "class_transforms": 0, "episodes": "5x1,20x1,5x5", "queries": 5,
+      "num_episodes": 1000, "enrol": 1, "eval_seed": 0, "best_metric": "verification_auc"})
 
 
 def _label_key(spec: DatasetSpec) -> str:
@@ -97,7 +101,7 @@ def check_settings(section: ml_collections.ConfigDict, model_name: str, sampler:
                       f"{', '.join(metric_losses.METRICS)}")
   if section.embed_dim < 1:
     raise ConfigError(f"embedding.embed_dim={section.embed_dim} must be at least 1")
-  if model_name in embedding_models.NAMES:
+  if model_name in embedding_models.WRAPPERS:
     raise ConfigError(f"model.name={model_name!r} is already a Siamese wrapper; task 'embedding' wraps the backbone "
                       "itself: set model.name to a zoo classifier such as lenet5_relu or simple_cnn")
   if int(section.class_transforms) not in (0, 4, 8):
@@ -108,6 +112,9 @@ def check_settings(section: ml_collections.ConfigDict, model_name: str, sampler:
                       "input.sampler=balanced (input.examples_per_class=K)")
   if section.loss in PAIR_LOSSES and sampler != "pairs":
     raise ConfigError(f"embedding.loss={section.loss} trains on pairs; set input.sampler=pairs")
+  if section.loss == "prototypical" and sampler != "balanced":
+    raise ConfigError("embedding.loss=prototypical makes its episodes from the class groups of P x K batches; set "
+                      "input.sampler=balanced (input.examples_per_class=K)")
   if section.loss not in ("contrastive",) + PAIR_LOSSES and sampler not in ("balanced", "uniform"):
     raise ConfigError(f"embedding.loss={section.loss} mines triplets inside P x K batches; set "
                       "input.sampler=balanced (input.examples_per_class=K)")
@@ -137,7 +144,7 @@ class EmbeddingTask(base.Task):
     if section.loss in PAIR_LOSSES:
       self.model: nn.Module = embedding_models.PairClassifier(backbone, bool(section.normalize))
     else:
-      self.model = embedding_models.EmbeddingNet(backbone, bool(section.normalize))
+      self.model = embedding_models.EmbeddingNet(backbone, bool(section.normalize), bool(section.center))
     self.eval_settings = embedding_eval.EmbeddingEval(
         metric="weighted_l1" if section.loss in PAIR_LOSSES else section.metric, classes=self.heldout,
         episodes=embedding_eval.parse_episodes(section.episodes), queries=int(section.queries),
@@ -213,6 +220,9 @@ class EmbeddingTask(base.Task):
       loss = metric_losses.batch_contrastive_loss(outputs, labels, s.margin, **common)
     elif s.loss == "batch_all":
       loss, extra["active_triplets"] = metric_losses.batch_all_triplet_loss(outputs, labels, s.margin, **common)
+    elif s.loss == "prototypical":
+      loss, extra["episode_accuracy"] = metric_losses.prototypical_loss(outputs, labels, self.examples_per_class,
+                                                                        scale=float(s.scale), **common)
     elif s.loss in ("batch_hard", "soft_margin"):
       loss = metric_losses.batch_hard_triplet_loss(outputs, labels, s.margin, soft=s.loss == "soft_margin", **common)
     else:

@@ -35,10 +35,14 @@ class EmbeddingNet(nn.Module):
     backbone: an unbound classifier module mapping [N, H, W, C] to [N, embed_dim] (a tuple with auxiliary
       heads is reduced to its first entry).
     normalize: L2-normalise the embeddings (unit hypersphere, as in FaceNet).
+    center: subtract the training set's mean embedding and divide by its standard deviation per dimension (a batch
+      norm without scale and offset; its running statistics are those of the training images), before any L2
+      normalisation: the centring of "SimpleShot" (Wang et al. 2019), learned with the network.
   """
 
   backbone: nn.Module
   normalize: bool = True
+  center: bool = False
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
@@ -47,6 +51,9 @@ class EmbeddingNet(nn.Module):
     if isinstance(out, (tuple, list)):
       out = out[0]
     out = out.astype(jnp.float32)
+    if self.center:
+      out = nn.BatchNorm(use_running_average=not train, momentum=0.9, use_scale=False, use_bias=False,
+                         name="center")(out)
     return l2_normalize(out) if self.normalize else out
 
 
@@ -78,10 +85,10 @@ class PairClassifier(nn.Module):
     return self.pair_logits(self.embed(first, train), self.embed(second, train))
 
 
-def siamese_embedding(backbone: str = "lenet5_relu", embed_dim: int = 64, normalize: bool = True,
+def siamese_embedding(backbone: str = "lenet5_relu", embed_dim: int = 64, normalize: bool = True, center: bool = False,
                       **backbone_kwargs: Any) -> EmbeddingNet:
   """`EmbeddingNet` around the registered classifier `backbone` (built with `num_classes=embed_dim`)."""
-  return EmbeddingNet(get(backbone, num_classes=embed_dim, **backbone_kwargs), normalize)
+  return EmbeddingNet(get(backbone, num_classes=embed_dim, **backbone_kwargs), normalize, center)
 
 
 def siamese_pair_classifier(backbone: str = "lenet5_relu", embed_dim: int = 64, normalize: bool = False,
