@@ -4,6 +4,7 @@ on hand-worked cases of one truth and two anchors (or boxes) with known IoUs."""
 import math
 import os
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -124,3 +125,46 @@ def test_yolo_v3_loss_hand_worked():
   assert float(out["noobject_loss"]) == pytest.approx(4 * LOG2, rel=1e-6)
   assert float(out["coord_loss"]) == pytest.approx(1.75 * (2 * LOG2 + math.log(0.8) ** 2), rel=1e-5)
   assert float(out["class_loss"]) == pytest.approx(2 * LOG2, rel=1e-6)
+
+
+def _v1_off_diagonal_outputs():
+  # A 2 x 3 grid (rows x columns) on a 100 x 150 (H x W) image, B = 2, C = 3. The truth's cell is (row 0, col 2),
+  # which has no transposed twin: a row/column mix-up or a wrong reshape puts the terms in another cell.
+  out = np.zeros((1, 2, 3, 13), np.float32)
+  out[..., 10:] = 0.5  # class scores of empty cells: not in the loss
+  out[0, 1, 0, 4] = 0.4  # an empty cell's box confidence: no-object term
+  out[0, 0, 2, 0:5] = [0.5, 0.5, math.sqrt(0.2), math.sqrt(0.2), 0.8]  # box 0 = the truth exactly
+  out[0, 0, 2, 5:10] = [0.5, 0.5, 0.1, 0.1, 0.1]  # box 1: 0.01 x 0.01 at the centre, IoU 1 / 400
+  out[0, 0, 2, 10:] = [0.1, 0.2, 0.6]
+  return out
+
+
+def test_yolo_v1_loss_truth_in_an_off_diagonal_cell():
+  gt = jnp.array([[[110, 15, 140, 35]]], jnp.float32)  # centre (125, 25): column 125 / 50 = 2, row 25 / 50 = 0
+  loss = jax.jit(det.yolo_v1_loss, static_argnums=(4, 5))  # one compilation instead of ~100 eager ops
+  out = loss(jnp.asarray(_v1_off_diagonal_outputs()), gt, jnp.array([[2]]), jnp.array([[True]]), (100, 150), 2)
+  # Box 0 (IoU 1) is responsible: no coordinate error, confidence 0.8 -> 1. No-object: box 1's 0.1 and the empty
+  # cell's 0.4, at 0.5. Classes only in the truth's cell: (0.1, 0.2, 0.6) against (0, 0, 1).
+  assert float(out["coord_loss"]) == pytest.approx(0.0, abs=1e-10)
+  assert float(out["object_loss"]) == pytest.approx(0.5 * 0.2 ** 2, abs=1e-6)
+  assert float(out["noobject_loss"]) == pytest.approx(0.25 * (0.1 ** 2 + 0.4 ** 2), abs=1e-6)
+  assert float(out["class_loss"]) == pytest.approx(0.5 * (0.01 + 0.04 + 0.16), abs=1e-6)
+
+
+@pytest.mark.parametrize("box_loss", ["giou", "ciou"])
+def test_yolo_v3_iou_box_losses_hand_worked(box_loss):
+  anchors = jnp.array([[20, 20], [50, 50]], jnp.float32)
+  coarse = np.zeros((1, 1, 1, 1, 7), np.float32)
+  coarse[..., 2:4] = [math.log(0.8), math.log(0.4)]  # a 40 x 20 box centred on the 50 x 50 truth: [30, 40, 70, 60]
+  fine = np.zeros((1, 2, 2, 1, 7), np.float32)
+  gt, labels, valid = jnp.array([[[25, 25, 75, 75]]], jnp.float32), jnp.array([[1]]), jnp.array([[True]])
+  loss = jax.jit(lambda outputs, gt: det.yolo_v3_loss(outputs, anchors, ((1,), (0,)), gt, labels, valid, (100, 100),
+                                                       box_loss=box_loss, box_weight=2.0))
+  out = loss((jnp.asarray(coarse), jnp.asarray(fine)), gt)
+  # IoU 800 / 2500; the hull is the truth, so GIoU = IoU; same centres, so CIoU = IoU - alpha v with the aspect
+  # term v = 4 / pi^2 (atan 1 - atan 2)^2 and alpha = v / (1 - IoU + v). Weight 2 x (2 - 0.25).
+  iou = 0.32
+  v = 4 / math.pi ** 2 * (math.atan(1.0) - math.atan(2.0)) ** 2
+  similarity = iou if box_loss == "giou" else iou - v / (1 - iou + v) * v
+  assert float(out["coord_loss"]) == pytest.approx(2 * 1.75 * (1 - similarity), rel=1e-5)
+  assert float(out["object_loss"]) == pytest.approx(LOG2, rel=1e-6)  # the other terms are unchanged

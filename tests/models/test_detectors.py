@@ -72,10 +72,12 @@ def test_yolo_output_shapes():
   images = jnp.zeros((2, 96, 96, 1))
   shapes = {}
   for name, model in {"v1": yolo.YoloV1(10, grid=6, boxes_per_cell=2), "v2": yolo.YoloV2(10, num_anchors=5),
+                      "v1_local": yolo.YoloV1(10, grid=6, head="local"),
+                      "v1_conv": yolo.YoloV1(10, grid=6, head="conv"),
                       "v3": yolo.YoloV3(10), "v3_fine": yolo.YoloV3(10, strides=(16, 8, 4))}.items():
     variables = jax.eval_shape(lambda m=model: m.init(jax.random.PRNGKey(0), images))
     shapes[name] = jax.tree.map(lambda x: x.shape, jax.eval_shape(lambda v, m=model: m.apply(v, images), variables))
-  assert shapes["v1"] == (2, 6, 6, 20)
+  assert shapes["v1"] == shapes["v1_local"] == shapes["v1_conv"] == (2, 6, 6, 20)
   assert shapes["v2"] == (2, 6, 6, 5, 15)
   assert shapes["v3"] == ((2, 3, 3, 3, 15), (2, 6, 6, 3, 15), (2, 12, 12, 3, 15))
   assert shapes["v3_fine"] == ((2, 6, 6, 3, 15), (2, 12, 12, 3, 15), (2, 24, 24, 3, 15))

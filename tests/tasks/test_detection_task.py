@@ -119,3 +119,21 @@ def test_predict_writes_a_picture_and_coco_json(fitted_ssd, tmp_path):
   assert square, records  # the 12 px square at (2, 3) appears in 64 px coordinates: about (4, 6, 24, 24)
   x, y, w, h = square[0]["bbox"]
   assert abs(x - 4) < 6 and abs(y - 6) < 6 and abs(w - 24) < 8 and abs(h - 24) < 8
+
+
+def test_yolo_v1_decode_hand_worked():
+  # The loss test's outputs (tests/losses/test_detection_losses.py): the truth [110, 15, 140, 35] predicted by
+  # box 0 of cell (row 0, column 2) of a 2 x 3 grid on a 100 x 150 image.
+  out = np.zeros((1, 2, 3, 13), np.float32)
+  out[0, 0, 2, :10] = [0.5, 0.5, np.sqrt(0.2), np.sqrt(0.2), 0.8, 0.5, 0.5, 0.1, 0.1, 0.1]
+  out[0, 0, 2, 10:] = [0.1, 0.2, 0.6]
+  out[0, 1, 1, 4], out[0, 1, 1, 10:] = -0.5, -0.5  # negative confidence x negative class scores: no detection
+  detector = detectors.build(detectors.default_config("yolo_v1", grid=2), 3, (100, 150), {}, lambda: None)
+  boxes, scores = jax.device_get(detector.decode(jnp.asarray(out)))
+  assert boxes.shape == (1, 12, 4) and scores.shape == (1, 12, 3)
+  index = (0 * 3 + 2) * 2 + 0  # (row, column, box) in row-major order
+  np.testing.assert_allclose(boxes[0, index], [110, 15, 140, 35], atol=1e-4)
+  np.testing.assert_allclose(scores[0, index], [0.08, 0.16, 0.48], atol=1e-6)
+  np.testing.assert_allclose(boxes[0, index + 1], [124.25, 24.5, 125.75, 25.5], atol=1e-4)  # 1.5 x 1 px
+  np.testing.assert_allclose(scores[0, index + 1], [0.01, 0.02, 0.06], atol=1e-6)
+  assert scores[0, (1 * 3 + 1) * 2].max() == 0.0 and (scores >= 0).all()

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from vision_jax.ops import anchors as anchors_lib
 from vision_jax.ops import box_coding, boxes as boxes_lib
 
+V3_BOX_LOSSES = ("darknet", "giou", "ciou")
 # torchvision's SSD box coder weights (BoxCoder(weights=(10., 10., 5., 5.))).
 SSD_BOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
 
@@ -284,9 +285,22 @@ def yolo_v2_loss(outputs: jax.Array, anchors_wh: jax.Array, gt_boxes: jax.Array,
   return {"loss": sum(parts.values()), **parts}
 
 
+def _iou_box_loss(predicted: jax.Array, truth: jax.Array, responsible: jax.Array, kind: str,
+                  image_size: tuple[int, int]) -> jax.Array:
+  """1 - GIoU or 1 - CIoU of predicted and truth boxes [..., 4] (normalised cxcywh), measured in pixels; 0 off the
+  `responsible` slots (whose truth is replaced by a dummy box, so that no degenerate box reaches the gradient)."""
+  height, width = image_size
+  scale = jnp.array([width, height, width, height], jnp.float32)
+  truth = jnp.where(responsible[..., None], truth, jnp.array([0.5, 0.5, 0.25, 0.25], jnp.float32))
+  fn = boxes_lib.elementwise_generalized_box_iou if kind == "giou" else boxes_lib.elementwise_complete_box_iou
+  loss = 1 - fn(boxes_lib.cxcywh_to_xyxy(predicted * scale), boxes_lib.cxcywh_to_xyxy(truth * scale))
+  return jnp.where(responsible, loss, 0.0)
+
+
 def yolo_v3_loss(outputs: Sequence[jax.Array], anchors_wh: jax.Array, masks: Sequence[Sequence[int]],
                  gt_boxes: jax.Array, gt_labels: jax.Array, gt_valid: jax.Array, image_size: tuple[int, int],
-                 ignore_thresh: float = 0.5) -> dict[str, jax.Array]:
+                 ignore_thresh: float = 0.5, box_loss: str = "darknet",
+                 box_weight: float = 1.0) -> dict[str, jax.Array]:
   """YOLO v3 loss with darknet `yolo_layer.c` semantics, over several scales.
 
   Each truth picks one anchor among all of them by wh-IoU; the scale whose `mask` holds it assigns the truth
@@ -301,6 +315,9 @@ def yolo_v3_loss(outputs: Sequence[jax.Array], anchors_wh: jax.Array, masks: Seq
     gt_boxes: [N, M, 4] xyxy pixels; gt_labels: [N, M]; gt_valid: [N, M].
     image_size: (H, W) pixels of the input.
     ignore_thresh: IoU above which an unassigned prediction's objectness is not pushed to 0.
+    box_loss: "darknet" (the terms above), or "giou" / "ciou": (2 - w * h) x (1 - GIoU or CIoU) of the decoded
+      box and the truth in place of the x, y, w, h terms (YOLO v4's `iou_loss`).
+    box_weight: multiplies the box term of either kind.
 
   Returns:
     {"loss", "coord_loss", "object_loss", "noobject_loss", "class_loss"} scalars.
@@ -324,11 +341,15 @@ def yolo_v3_loss(outputs: Sequence[jax.Array], anchors_wh: jax.Array, masks: Seq
     objectness = out[..., 4]
     totals["noobject_loss"] += jnp.sum((~ignore & ~responsible) * binary_cross_entropy(objectness, 0.0), (1, 2, 3))
     totals["object_loss"] += jnp.sum(responsible * binary_cross_entropy(objectness, 1.0), (1, 2, 3))
-    txy, twh = _box_targets(truth, (g_h, g_w), scale_anchors, image_size)
     box_scale = 2 - truth[..., 2] * truth[..., 3]
-    xy = jnp.sum(binary_cross_entropy(out[..., :2], txy), -1)
-    wh = jnp.sum((twh - out[..., 2:4]) ** 2, -1) / 2
-    totals["coord_loss"] += jnp.sum(responsible * box_scale * (xy + wh), (1, 2, 3))
+    if box_loss == "darknet":
+      txy, twh = _box_targets(truth, (g_h, g_w), scale_anchors, image_size)
+      xy = jnp.sum(binary_cross_entropy(out[..., :2], txy), -1)
+      wh = jnp.sum((twh - out[..., 2:4]) ** 2, -1) / 2
+      coord = responsible * (xy + wh)
+    else:
+      coord = _iou_box_loss(predicted, truth, responsible, box_loss, image_size)
+    totals["coord_loss"] += box_weight * jnp.sum(box_scale * coord, (1, 2, 3))
     onehot = jax.nn.one_hot(_gather_truth(owner, gt_labels), out.shape[-1] - 5)
     totals["class_loss"] += jnp.sum(responsible[..., None] * binary_cross_entropy(out[..., 5:], onehot), (1, 2, 3, 4))
   parts = {k: jnp.mean(v) for k, v in totals.items()}

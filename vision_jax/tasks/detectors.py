@@ -100,9 +100,11 @@ def _ssd(cfg: ml_collections.ConfigDict, num_classes: int, image_size: tuple[int
 
 def _yolo_v1(cfg, num_classes, image_size, dtype) -> Detector:
   b = int(cfg.boxes_per_cell)
+  if cfg.v1_head not in yolo.V1_HEADS:
+    raise ConfigError(f"detector.v1_head={cfg.v1_head!r} is unknown; choose one of {', '.join(yolo.V1_HEADS)}")
   model = yolo.YoloV1(num_classes, grid=int(cfg.grid), boxes_per_cell=b, width=int(cfg.width),
-                      backbone=cfg.backbone, hidden=int(cfg.v1_hidden), head_channels=int(cfg.v1_head_channels),
-                      dropout=float(cfg.v1_dropout), **dtype)
+                      backbone=cfg.backbone, head=str(cfg.v1_head), hidden=int(cfg.v1_hidden),
+                      head_channels=int(cfg.v1_head_channels), dropout=float(cfg.v1_dropout), **dtype)
   height, width = image_size
 
   def loss(outputs, gt_boxes, gt_labels, gt_valid):
@@ -116,7 +118,9 @@ def _yolo_v1(cfg, num_classes, image_size, dtype) -> Detector:
     cxcywh = jnp.stack([(raw[..., 0] + cols) / s_w * width, (raw[..., 1] + rows) / s_h * height,
                         raw[..., 2] ** 2 * width, raw[..., 3] ** 2 * height], -1)
     boxes = _clip(boxes_lib.cxcywh_to_xyxy(cxcywh), image_size)
-    scores = raw[..., 4:5] * outputs[..., None, b * 5:]  # confidence x class score, [N, S, S, B, C]
+    # confidence x class score, [N, S, S, B, C]; both are linear outputs, clipped at 0 so that two negative
+    # values cannot make a positive score.
+    scores = jnp.maximum(raw[..., 4:5], 0) * jnp.maximum(outputs[..., None, b * 5:], 0)
     return boxes.reshape(n, -1, 4), scores.reshape(n, -1, num_classes)
 
   return Detector(model, loss, decode, {"grid": int(cfg.grid), "boxes_per_cell": b})
@@ -154,13 +158,16 @@ def _yolo_v3(cfg, num_classes, image_size, dtype, anchors_wh: np.ndarray) -> Det
   if len(strides) != 3 or any(strides[i] != 2 * strides[i + 1] for i in range(2)):
     raise ConfigError(f"detector.v3_strides={cfg.v3_strides!r} must be three strides, each half the previous: "
                       "'32,16,8' (darknet) or '16,8,4'")
+  if cfg.v3_box_loss not in det_losses.V3_BOX_LOSSES:
+    raise ConfigError(f"detector.v3_box_loss={cfg.v3_box_loss!r} is unknown; choose one of "
+                      f"{', '.join(det_losses.V3_BOX_LOSSES)}")
   model = yolo.YoloV3(num_classes, width=int(cfg.width), backbone=cfg.backbone, strides=strides, **dtype)
   anchors = jnp.asarray(anchors_wh, jnp.float32)
   masks = yolo.V3_MASKS
 
   def loss(outputs, gt_boxes, gt_labels, gt_valid):
     return det_losses.yolo_v3_loss(outputs, anchors, masks, gt_boxes, gt_labels, gt_valid, image_size,
-                                   float(cfg.ignore_thresh))
+                                   float(cfg.ignore_thresh), str(cfg.v3_box_loss), float(cfg.v3_box_weight))
 
   def decode(outputs):
     parts = [_anchor_decode(out, anchors[jnp.asarray(mask)], image_size, jax.nn.sigmoid)
@@ -207,16 +214,18 @@ def default_config(kind: str, **overrides: Any) -> ml_collections.ConfigDict:
   """The `config.detector` section with every key the task reads, for `kind`, updated by `overrides`.
 
   Keys: kind; backbone ("small", "vgg16" for SSD300, "darknet19", "darknet53"); width (small backbones);
-  anchors ("kmeans" or "w,h;..." pixels) and num_anchors (YOLO v2/v3); grid, boxes_per_cell, v1_head_channels,
-  v1_hidden and v1_dropout (YOLO v1);
-  ignore_thresh and v3_strides ("32,16,8" or "16,8,4" with the small backbone) (YOLO v3); score_threshold,
-  candidates_per_class, nms_iou, max_detections (postprocessing);
+  anchors ("kmeans" or "w,h;..." pixels) and num_anchors (YOLO v2/v3); grid, boxes_per_cell, v1_head ("conv";
+  the paper's "fc"; darknet yolo.cfg's "local"), v1_head_channels, v1_hidden and v1_dropout (YOLO v1);
+  ignore_thresh, v3_strides ("32,16,8" or "16,8,4" with the small backbone), v3_box_loss ("darknet", "giou",
+  "ciou") and v3_box_weight (YOLO v3); score_threshold, candidates_per_class, nms_iou, max_detections
+  (postprocessing);
   num_pictures (eval grid); predict_dir ("" = beside the inputs).
   """
   section = ml_collections.ConfigDict({
       "kind": kind, "backbone": "small", "width": 32 if kind == "ssd" else 16, "anchors": "kmeans",
       "num_anchors": 5 if kind == "yolo_v2" else 9, "grid": 6, "boxes_per_cell": 2, "ignore_thresh": 0.5,
-      "v3_strides": "32,16,8", "v1_head_channels": 64, "v1_hidden": 512, "v1_dropout": 0.5,
+      "v3_strides": "32,16,8", "v3_box_loss": "darknet", "v3_box_weight": 1.0, "v1_head": "conv",
+      "v1_head_channels": 128, "v1_hidden": 512, "v1_dropout": 0.0,
       "score_threshold": 0.01, "candidates_per_class": 100, "nms_iou": 0.45, "max_detections": 25,
       "num_pictures": 8, "predict_dir": ""})
   section.update(overrides)

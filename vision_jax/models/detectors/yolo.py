@@ -3,8 +3,8 @@ small backbone for the 96x96 digit scenes.
 
 Every backbone returns feature maps at strides 8, 16 and 32 (`{8: ..., 16: ..., 32: ...}`); convs are darknet's
 conv-BN-leaky(0.1) without bias. Outputs are raw (no activation):
-  * `YoloV1`: [N, S, S, B * 5 + C] from fully connected layers (per box x, y, sqrt w, sqrt h, confidence; then
-    C class scores), darknet's `detection` layer layout per cell.
+  * `YoloV1`: [N, S, S, B * 5 + C] (per box x, y, sqrt w, sqrt h, confidence; then C class scores), from FC
+    layers (the paper), a locally connected layer + FC (darknet yolo.cfg) or convs (`YoloV1.head`).
   * `YoloV2`: [N, H, W, A, 5 + C] at `head_stride`, with the passthrough (reorg) layer bringing the map of half
     that stride in as space-to-depth channels.
   * `YoloV3`: three arrays [N, H_s, W_s, 3, 5 + C] at strides 32, 16, 8 (anchor masks `V3_MASKS`), the coarser
@@ -22,6 +22,8 @@ import jax.numpy as jnp
 
 # Anchor indices (anchors sorted by area) per v3 output, coarsest first: darknet yolov3.cfg's masks.
 V3_MASKS = ((6, 7, 8), (3, 4, 5), (0, 1, 2))
+# YOLO v1 heads: the paper's FC layers, darknet yolo.cfg's locally connected layer + FC, or convolutional.
+V1_HEADS = ("fc", "local", "conv")
 # darknet's COCO anchors for 416x416 inputs (yolov3.cfg) and VOC anchors in 13x13 grid units (yolo-voc.cfg).
 V3_COCO_ANCHORS = "10,13;16,30;33,23;30,61;62,45;59,119;116,90;156,198;373,326"
 V2_VOC_ANCHORS_GRID = ((1.3221, 1.73145), (3.19275, 4.00944), (5.05587, 8.09892), (9.47112, 4.84053),
@@ -144,7 +146,14 @@ def reorg(x: jax.Array, stride: int = 2) -> jax.Array:
 
 
 class YoloV1(nn.Module):
-  """YOLO v1: backbone -> features at stride 16 (small) or 32, average-pooled to S x S -> FC -> S x S x (5B + C).
+  """YOLO v1: backbone -> features at stride 16 (small) or 32, resized to S x S -> head -> S x S x (5B + C).
+
+  Heads (`head`):
+    * "fc": a 1x1 conv to `head_channels`, an FC layer of `hidden` units (0: none), dropout, an FC layer to the
+      outputs (the paper's 4096-unit FC).
+    * "local": darknet yolo.cfg's locally connected 3x3 layer of `head_channels` filters (unshared weights per
+      cell), dropout, an FC layer to the outputs.
+    * "conv": a 3x3 conv to `head_channels` and a 1x1 conv to each cell's outputs (fully convolutional).
 
   Attributes:
     num_classes: C.
@@ -152,9 +161,10 @@ class YoloV1(nn.Module):
     boxes_per_cell: B.
     width: small backbone width.
     backbone: "small" | "darknet19" | "darknet53".
-    hidden: units of the hidden FC layer.
-    head_channels: channels of the 1x1 conv before the FC layers.
-    dropout: dropout rate after the hidden FC layer (the paper's 0.5).
+    head: "fc" | "local" | "conv".
+    hidden: units of the hidden FC layer ("fc"; 0 for none).
+    head_channels: channels of the first head layer.
+    dropout: dropout rate before the last FC layer (the paper's 0.5).
   """
 
   num_classes: int
@@ -162,6 +172,7 @@ class YoloV1(nn.Module):
   boxes_per_cell: int = 2
   width: int = 16
   backbone: str = "small"
+  head: str = "fc"
   hidden: int = 512
   head_channels: int = 64
   dropout: float = 0.5
@@ -174,11 +185,20 @@ class YoloV1(nn.Module):
     n, h, w, _ = x.shape
     if h != self.grid or w != self.grid:
       x = jax.image.resize(x, (n, self.grid, self.grid, x.shape[-1]), "linear")
-    x = DarknetConv(self.head_channels, 1, dtype=self.dtype)(x, train).reshape(n, -1)
-    x = nn.leaky_relu(nn.Dense(self.hidden, dtype=self.dtype)(x), 0.1)
-    x = nn.Dropout(self.dropout, deterministic=not train or self.dropout == 0)(x)
-    x = nn.Dense(self.grid * self.grid * (self.boxes_per_cell * 5 + self.num_classes), dtype=self.dtype)(x)
-    return x.reshape(n, self.grid, self.grid, -1).astype(jnp.float32)
+    outputs = self.boxes_per_cell * 5 + self.num_classes
+    dropout = nn.Dropout(self.dropout, deterministic=not train or self.dropout == 0)
+    if self.head == "conv":
+      x = DarknetConv(self.head_channels, 3, dtype=self.dtype)(x, train)
+      return nn.Conv(outputs, (1, 1), dtype=self.dtype)(x).astype(jnp.float32)
+    if self.head == "local":
+      x = nn.ConvLocal(self.head_channels, (3, 3), padding=1, dtype=self.dtype)(x)
+      x = dropout(nn.leaky_relu(x, 0.1)).reshape(n, -1)
+    else:
+      x = DarknetConv(self.head_channels, 1, dtype=self.dtype)(x, train).reshape(n, -1)
+      if self.hidden:
+        x = dropout(nn.leaky_relu(nn.Dense(self.hidden, dtype=self.dtype)(x), 0.1))
+    x = nn.Dense(self.grid * self.grid * outputs, dtype=self.dtype)(x)
+    return x.reshape(n, self.grid, self.grid, outputs).astype(jnp.float32)
 
 
 class YoloV2(nn.Module):
