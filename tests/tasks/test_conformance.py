@@ -42,8 +42,16 @@ CONFIGS = {
                                                                     "input__resize": "letterbox",
                                                                     "sliding_window__window_sides": "28",
                                                                     "input__eval_batch_size": 500}, "png")],
+    "region_cnn": [("configs/det_rcnn_classic_digits.py:kind=rcnn,smoke", {}, "png"),
+                   ("configs/det_rcnn_classic_digits.py:kind=fast_rcnn,smoke", {}, "png")],
+    "two_stage": [("configs/det_rcnn_digits.py:variant=fpn,smoke", {"input__image_size": 64,
+                                                                     "input__resize": "letterbox"}, "png")],
 }
-CASES = [(task, *case) for task, cases in CONFIGS.items() for case in cases]
+# Compiling and evaluating the two-stage detector takes minutes on 2 cores; tests/tasks/test_two_stage.py covers its
+# train step, evaluation and predict in CI, and this full pass runs with the slow tests.
+SLOW_TASKS = ("two_stage",)
+CASES = [pytest.param(task, *case, marks=[pytest.mark.slow] if task in SLOW_TASKS else [])
+         for task, cases in CONFIGS.items() for case in cases]
 
 
 def test_every_registered_task_has_a_config():
@@ -67,7 +75,7 @@ def _predict_input(kind: str, spec, path) -> str:
   return f"{path}.npy"
 
 
-@pytest.mark.parametrize("task_name,spec,overrides,predicts", CASES, ids=[c[1].split("/")[-1] for c in CASES])
+@pytest.mark.parametrize("task_name,spec,overrides,predicts", CASES, ids=[c.values[1].split("/")[-1] for c in CASES])
 def test_task_runs_through_the_loop_parts(task_name, spec, overrides, predicts, data_dir, tmp_path):
   config = in_process.load_config(spec, data_dir, **SMALL, **overrides)
   assert config.task == task_name

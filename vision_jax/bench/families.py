@@ -22,6 +22,7 @@ FAMILIES: dict[str, str] = {
     "detection": "vision_jax.bench.detection",
     "embedding": "vision_jax.bench.embedding",
     "gan": "vision_jax.bench.gan",
+    "rcnn": "vision_jax.bench.rcnn",
     "segmentation": "vision_jax.bench.segmentation",
     "sliding_window": "vision_jax.bench.sliding_window",
 }

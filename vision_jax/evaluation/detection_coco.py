@@ -12,10 +12,11 @@ range); equal IoUs go to the later ground truth. Crowd IoU is intersection / det
 matched to ignored ground truth, and unmatched detections outside the area range, are ignored.
 
 Instead of pycocotools' per-image Python loops, image-class pairs are padded into chunks and matched
-together, one detection rank at a time.
+together, one detection rank at a time. `evaluate_with_ious` is that machinery for any IoU (the mask AP of
+`detection_masks` uses it).
 """
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -45,6 +46,13 @@ def _boxes(records, what: str) -> np.ndarray:
   return b
 
 
+def overlap_ratio(inter: np.ndarray, dt_area: np.ndarray, gt_area: np.ndarray, crowd: np.ndarray) -> np.ndarray:
+  """COCO IoU from intersections and areas (broadcast): inter / union, crowd union = detection area, 0 if no overlap."""
+  union = np.where(crowd, dt_area, dt_area + gt_area - inter)
+  with np.errstate(divide='ignore', invalid='ignore'):
+    return np.where(inter > 0, inter / union, 0.0)
+
+
 def _iou_xywh(dt: np.ndarray, gt: np.ndarray, crowd: np.ndarray) -> np.ndarray:
   """COCO box IoU `[..., D, 4]` x `[..., G, 4]` -> `[..., D, G]` (crowd: intersection / detection area)."""
   d = dt[..., :, None, :]
@@ -52,10 +60,7 @@ def _iou_xywh(dt: np.ndarray, gt: np.ndarray, crowd: np.ndarray) -> np.ndarray:
   w = np.minimum(d[..., 0] + d[..., 2], g[..., 0] + g[..., 2]) - np.maximum(d[..., 0], g[..., 0])
   h = np.minimum(d[..., 1] + d[..., 3], g[..., 1] + g[..., 3]) - np.maximum(d[..., 1], g[..., 1])
   inter = np.where((w > 0) & (h > 0), w * h, 0.0)
-  da = d[..., 2] * d[..., 3]
-  union = np.where(crowd[..., None, :], da, da + g[..., 2] * g[..., 3] - inter)
-  with np.errstate(divide='ignore', invalid='ignore'):
-    return np.where(inter > 0, inter / union, 0.0)
+  return overlap_ratio(inter, d[..., 2] * d[..., 3], g[..., 2] * g[..., 3], crowd[..., None, :])
 
 
 def _last_argmax(x: np.ndarray) -> np.ndarray:
@@ -77,19 +82,18 @@ def _ranks(sorted_pair: np.ndarray) -> np.ndarray:
   return np.arange(sorted_pair.size) - np.repeat(starts, np.diff(np.r_[starts, sorted_pair.size]))
 
 
-def _match_chunk(dt_box, dt_area, dt_valid, gt_box, gt_area, gt_crowd, gt_valid):
-  """Greedy matching for a chunk of pairs sorted by decreasing detection count.
+def _match_chunk(ious, dt_area, dt_valid, gt_area, gt_crowd, gt_valid):
+  """Greedy matching for a chunk of pairs sorted by decreasing detection count, given their IoUs `[P, D, G]`.
 
   Returns dt_matched, dt_ignored `[P, A, T, D]` and gt_ignored `[P, A, G]`.
   """
   p, d = dt_valid.shape
   a, t = len(AREA_RANGES), len(IOU_THRESHOLDS)
-  ious = _iou_xywh(dt_box, gt_box, gt_crowd)  # [P, D, G]
   out_of_range = ((gt_area[:, None, :] < AREA_RANGES[None, :, 0, None]) |
                   (gt_area[:, None, :] > AREA_RANGES[None, :, 1, None]))
   gt_ig = gt_crowd[:, None, :] | out_of_range  # [P, A, G]
   thr = np.minimum(IOU_THRESHOLDS, 1 - 1e-10)[None, None, :, None]
-  taken = np.zeros((p, a, t, gt_box.shape[1]), bool)
+  taken = np.zeros((p, a, t, gt_valid.shape[1]), bool)
   matched = np.zeros((p, a, t, d), bool)
   ignored = np.zeros((p, a, t, d), bool)
   ndet = dt_valid.sum(1)
@@ -146,8 +150,29 @@ def coco_evaluate(ground_truth: Mapping[str, Any], detections: Sequence[Mapping[
   if not np.all(np.isin(d_img, img_ids)):
     raise UserError('detections refer to image ids missing from ground_truth["images"]: drop them or add '
                     'the images.')
-  d_area = d_box[:, 2] * d_box[:, 3]
+  d_pad, g_pad = np.r_[d_box, np.zeros((1, 4))], np.r_[g_box, np.zeros((1, 4))]  # index -1: a zero box
+  pair_ious = lambda d, g, crowd: _iou_xywh(d_pad[d], g_pad[g], crowd)
+  return evaluate_with_ious(img_ids, cat_ids, (g_img, g_cat, g_area, g_crowd),
+                            (d_img, d_cat, d_score, d_box[:, 2] * d_box[:, 3]), pair_ious)
 
+
+def evaluate_with_ious(img_ids: np.ndarray, cat_ids: np.ndarray, gt: tuple[np.ndarray, ...],
+                       dt: tuple[np.ndarray, ...], pair_ious: Callable[..., np.ndarray]) -> dict[str, float]:
+  """The 12 COCO statistics of ground truth and detections given as columns, with IoUs from `pair_ious`.
+
+  Args:
+    img_ids: [I] sorted unique image ids.
+    cat_ids: [K] sorted unique category ids.
+    gt: (image_id [G], category_id [G], area [G], iscrowd [G] bool) of the ground truth.
+    dt: (image_id [D], category_id [D], score [D], area [D]) of the detections.
+    pair_ious: (dt_index [P, d] int, gt_index [P, g] int, gt_crowd [P, g] bool) -> IoU [P, d, g] float64 for P
+      image-category pairs; indices point into the gt/dt columns (-1 in padding, whose IoUs are never read).
+
+  Returns:
+    The statistics as `coco_evaluate`.
+  """
+  g_img, g_cat, g_area, g_crowd = gt
+  d_img, d_cat, d_score, d_area = dt
   num_img = len(img_ids)
   keep_g = np.isin(g_img, img_ids) & np.isin(g_cat, cat_ids)
   keep_d = np.isin(d_cat, cat_ids)
@@ -187,13 +212,14 @@ def coco_evaluate(ground_truth: Mapping[str, Any], detections: Sequence[Mapping[
     glocal = np.repeat(np.arange(pc), n_gt[pairs])
     grank = _ranks(glocal)
     gsel = g_order[gt_start[pairs][glocal] + grank]
+    gt_crowd = _pad(glocal, grank, g_crowd[gsel], pc, wg, False)
+    ious = pair_ious(_pad(local, drank, d_order[dsel], pc, wd, -1), _pad(glocal, grank, gsel, pc, wg, -1), gt_crowd)
     matched, ignored, gt_ig = _match_chunk(
-        _pad(local, drank, d_box[d_order[dsel]], pc, wd, 0.0),
+        ious,
         _pad(local, drank, d_area[d_order[dsel]], pc, wd, 0.0),
         _pad(local, drank, np.ones(len(dsel), bool), pc, wd, False),
-        _pad(glocal, grank, g_box[gsel], pc, wg, 0.0),
         _pad(glocal, grank, g_area[gsel], pc, wg, 0.0),
-        _pad(glocal, grank, g_crowd[gsel], pc, wg, False),
+        gt_crowd,
         _pad(glocal, grank, np.ones(len(gsel), bool), pc, wg, False))
     det_matched[dsel] = matched[local, :, :, drank]
     det_ignored[dsel] = ignored[local, :, :, drank]

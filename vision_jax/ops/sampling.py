@@ -38,6 +38,8 @@ def _select(candidates: jax.Array, count: jax.Array, max_count: int, permutation
   else:
     priority = jnp.where(candidates, jax.random.uniform(key, (a,)), 2.0)
     picks = jnp.argsort(priority)[:max_count]
+    # Fewer entries than max_count: pad the picks (the rows past `count` are dropped below anyway).
+    picks = jnp.pad(picks, (0, max_count - picks.shape[0]), constant_values=a)
   picks = jnp.where(jnp.arange(max_count) < count, picks, a)
   return jnp.zeros((a,), bool).at[picks].set(True, mode='drop')
 

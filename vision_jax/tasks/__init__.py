@@ -5,5 +5,6 @@ Importing this package registers the built-in tasks; `get(config, spec)` builds 
 
 # Importing the modules registers the tasks.
 from vision_jax.tasks import (classification, detection, embedding, gan, image_translation,  # noqa: F401
-                              localization, multi_head, progan, segmentation, sliding_window)
+                              localization, multi_head, progan, region_cnn, segmentation,
+                              sliding_window, two_stage)
 from vision_jax.tasks.base import Task, get, names, register  # noqa: F401

@@ -15,7 +15,6 @@ and one COCO-format `detections.json` there.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Mapping, Sequence
 
@@ -28,6 +27,7 @@ from PIL import Image
 
 from vision_jax.data.features import DatasetSpec
 from vision_jax.errors import ConfigError
+from vision_jax.evaluation.coco_results import coco_results, write_coco_results
 from vision_jax.evaluation.detection_voc import voc_evaluate
 from vision_jax.evaluation.evaluators import Evaluator, GatherEvaluator, SumEvaluator, coco_detection_metrics
 from vision_jax.tasks import base, detectors
@@ -68,6 +68,17 @@ class DetectionEvaluator(GatherEvaluator):
     return metrics
 
 
+def detection_classes(spec: DatasetSpec, task_name: str) -> tuple[int, tuple[str, ...]]:
+  """(C, class names) of a detection split; a one-line ConfigError names `task_name` when the split lacks boxes,
+  box_labels or num_objects."""
+  features = spec.features
+  if not all(k in features for k in ("boxes", "box_labels", "num_objects")):
+    raise ConfigError(f"task {task_name!r} needs boxes, box_labels and num_objects; dataset {spec.name!r} has "
+                      f"{', '.join(sorted(features)) or 'none'}: pick a detection dataset (digit_scenes, voc, coco)")
+  num_classes = int(features["box_labels"].num_classes)
+  return num_classes, tuple(features["box_labels"].class_names) or tuple(str(i) for i in range(num_classes))
+
+
 def detection_metrics(rows: Mapping[str, np.ndarray]) -> dict[str, float]:
   """COCO box AP/AR and VOC AP50 of gathered rows (`coco_detection_metrics`' keys)."""
   metrics = coco_detection_metrics(rows)
@@ -97,12 +108,7 @@ class DetectionTask(base.Task):
 
   def __init__(self, config: ml_collections.ConfigDict, spec: DatasetSpec):
     super().__init__(config, spec)
-    features = spec.features
-    if not all(k in features for k in ("boxes", "box_labels", "num_objects")):
-      raise ConfigError(f"task 'detection' needs boxes, box_labels and num_objects; dataset {spec.name!r} has "
-                        f"{', '.join(sorted(features)) or 'none'}: pick a detection dataset (digit_scenes, voc, coco)")
-    self.num_classes = int(features["box_labels"].num_classes)
-    self.class_names = tuple(features["box_labels"].class_names) or tuple(str(i) for i in range(self.num_classes))
+    self.num_classes, self.class_names = detection_classes(spec, "detection")
     self.cfg = config.detector
     self.input_ops = base.InputOps(config.input)
     stored = tuple(spec.image_shape)
@@ -249,12 +255,10 @@ class DetectionTask(base.Task):
       found = {k: np.asarray(v[0]) for k, v in found.items()}
       scale = np.array([original_size[0] / width, original_size[1] / height] * 2, np.float32)
       valid = found["pred_valid"].astype(bool)
-      for box, score, label in zip(found["pred_boxes"][valid] * scale, found["pred_scores"][valid],
-                                   found["pred_labels"][valid]):
-        records.append({"image_id": index, "file_name": os.path.basename(path), "category_id": int(label),
-                        "category": self.class_names[int(label)], "score": round(float(score), 5),
-                        "bbox": [round(float(box[0]), 2), round(float(box[1]), 2),
-                                 round(float(box[2] - box[0]), 2), round(float(box[3] - box[1]), 2)]})
+      for record in coco_results([index], [found["pred_boxes"][valid] * scale], [found["pred_scores"][valid]],
+                                 [found["pred_labels"][valid]]):
+        records.append({**record, "file_name": os.path.basename(path),
+                        "category": self.class_names[record["category_id"]]})
       where = out_dir or os.path.dirname(os.path.abspath(path))
       os.makedirs(where, exist_ok=True)
       picture = os.path.join(where, os.path.splitext(os.path.basename(path))[0] + ".detections.png")
@@ -266,7 +270,6 @@ class DetectionTask(base.Task):
       lines.append(f"{path}: {int(valid.sum())} detections{': ' + shown if shown else ''}; wrote {picture}")
     where = out_dir or os.path.dirname(os.path.abspath(paths[0]))
     json_path = os.path.join(where, "detections.json")
-    with open(json_path, "w", encoding="utf-8") as f:
-      json.dump(records, f, indent=1)
+    write_coco_results(json_path, records)
     lines[-1] += f"; {json_path}"
     return lines

@@ -4,7 +4,8 @@ A COCO RLE lists run lengths over the mask's pixels in column-major order (down 
 next), starting with a run of 0s. It is stored either as a list of ints ("uncompressed") or as a string in
 COCO's compact form: each count is written in 5-bit groups, low group first, one character per group (the
 character code minus 48), with bit 0x20 set on every group but the last and bit 0x10 of the last group giving
-the sign; from the third count on, what is written is the difference to the count two places before.
+the sign; from the fourth count on, what is written is the difference to the count two places before.
+`encode_mask` writes that form (what `pycocotools.mask.encode` gives), `segmentation_to_mask` reads it.
 
 Polygons are rasterised the way the COCO API does it, so that masks match `pycocotools.mask` pixel for pixel:
 vertices are scaled by 5 and rounded, the edges are walked point by point on that finer grid, and every
@@ -53,6 +54,51 @@ def decode_counts_string(text: str) -> np.ndarray:
       value += counts[-2]
     counts.append(value)
   return np.asarray(counts, np.int64)
+
+
+def encode_counts_string(counts: np.ndarray) -> str:
+  """The compressed COCO RLE string of run lengths (the inverse of `decode_counts_string`).
+
+  Args:
+    counts: [R] non-negative run lengths, starting with a run of 0s.
+
+  Returns:
+    The "counts" string.
+  """
+  counts = [int(c) for c in np.asarray(counts, np.int64)]
+  chars = []
+  for i, count in enumerate(counts):
+    value = count - counts[i - 2] if i > 2 else count
+    more = True
+    while more:
+      group = value & 0x1F
+      value >>= 5  # arithmetic shift: a negative value ends at -1
+      more = value != -1 if group & 0x10 else value != 0
+      chars.append(chr((group | (0x20 if more else 0)) + 48))
+  return "".join(chars)
+
+
+def mask_to_counts(mask: np.ndarray) -> np.ndarray:
+  """Column-major run lengths of a [H, W] mask (nonzero = inside), starting with a (possibly empty) run of 0s."""
+  flat = np.asarray(mask).astype(bool).ravel(order="F")
+  edges = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+  counts = np.diff(np.r_[0, edges, flat.size])
+  return np.r_[0, counts] if flat.size and flat[0] else counts
+
+
+def encode_mask(mask: np.ndarray) -> dict[str, Any]:
+  """A [H, W] mask as a compressed COCO RLE, equal to `pycocotools.mask.encode` (with "counts" as str).
+
+  Args:
+    mask: [H, W] bool (or 0/1) mask.
+
+  Returns:
+    {"size": [H, W], "counts": str}.
+  """
+  mask = np.asarray(mask)
+  if mask.ndim != 2:
+    raise DataError(f"encode_mask takes one [H, W] mask, got shape {mask.shape}; encode masks one at a time")
+  return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": encode_counts_string(mask_to_counts(mask))}
 
 
 def counts_to_mask(counts: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -13,6 +13,9 @@ Calling the module runs all of them (proposals default to one whole-image box) a
 Presets: `fasterrcnn_resnet50_fpn` (41,755,286 parameters with frozen batch norm, torchvision's configuration
 whenever weights are loaded; 41,808,406 with `norm="batch"`, the count of torchvision's `weights=None` model),
 `maskrcnn_resnet50_fpn` (44,401,393 / 44,454,513), and `fasterrcnn_small_fpn` for 64x64 digit scenes.
+
+`levels="c4"` is the original (non-FPN) Faster R-CNN: no pyramid; `features` returns [C4] alone (stride 16), the
+RPN runs on it and both RoI branches pool from it at a single scale (RoIAlign, or RoIPool for the mask ablation).
 """
 
 from __future__ import annotations
@@ -26,11 +29,12 @@ import jax.numpy as jnp
 from vision_jax.models.detectors.rcnn.backbone import FPN, ResNetBody
 from vision_jax.models.detectors.rcnn.heads import (FastRCNNPredictor, MaskHead, MaskPredictor, RPNHead,
                                                     TwoMLPHead)
-from vision_jax.ops.roi_align import multilevel_roi_align
+from vision_jax.ops.roi_align import fpn_levels, multilevel_roi_align, roi_align
 from vision_jax.ops.roi_pool import roi_pool
-from vision_jax.ops.roi_align import fpn_levels
 
 FPN_LEVELS = (2, 3, 4, 5)  # levels pooled by the RoI heads (P6 feeds the RPN only)
+C4_STRIDE = 16  # the single feature map of `levels="c4"`
+LEVEL_CHOICES = ("fpn", "c4")
 
 
 def _flat_rois(boxes: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -58,6 +62,7 @@ class RCNN(nn.Module):
     box_roi_size: RoI size of the box branch (7).
     mask_roi_size: RoI size of the mask branch (14).
     sampling_ratio: RoIAlign samples per bin per axis (2).
+    levels: "fpn" (P2-P6 pyramid) or "c4" (one stride-16 map, no FPN: the original Faster R-CNN).
     dtype: computation dtype.
   """
 
@@ -76,11 +81,15 @@ class RCNN(nn.Module):
   box_roi_size: int = 7
   mask_roi_size: int = 14
   sampling_ratio: int = 2
+  levels: str = "fpn"
   dtype: jnp.dtype = jnp.float32
 
   def setup(self):
+    if self.levels not in LEVEL_CHOICES:
+      raise ValueError(f"unknown levels {self.levels!r}; use 'fpn' or 'c4'")
     self.body = ResNetBody(self.stage_sizes, self.width, self.norm, self.trainable_layers, self.dtype)
-    self.fpn = FPN(self.fpn_channels, self.dtype)
+    if self.levels == "fpn":
+      self.fpn = FPN(self.fpn_channels, self.dtype)
     self.rpn_head = RPNHead(self.num_anchors, self.dtype)
     self.box_head = TwoMLPHead(self.representation_size, self.dtype)
     self.box_predictor = FastRCNNPredictor(self.num_classes, self.dtype)
@@ -91,16 +100,19 @@ class RCNN(nn.Module):
       self.mask_predictor = MaskPredictor(self.mask_dim_reduced, self.num_classes, self.dtype)
 
   def features(self, images: jax.Array, train: bool = False) -> list[jax.Array]:
-    """Args: normalised, padded images [N, H, W, 3] (H, W multiples of 32). Returns: [P2, ..., P6]."""
-    return self.fpn(self.body(images, train))
+    """Args: normalised, padded images [N, H, W, 3] (H, W multiples of 32). Returns: [P2, ..., P6] ([C4])."""
+    body = self.body(images, train)
+    return [body[2]] if self.levels == "c4" else self.fpn(body)
 
   def rpn(self, features: Sequence[jax.Array]) -> tuple[jax.Array, jax.Array]:
     """Objectness logits [N, T] and anchor deltas [N, T, 4] over all levels (torchvision's anchor order)."""
     return self.rpn_head(features)
 
   def pool(self, features: Sequence[jax.Array], boxes: jax.Array, size: int) -> jax.Array:
-    """Multi-scale RoIAlign of boxes [N, K, 4] (input pixels) from P2-P5 -> [N * K, size, size, C]."""
+    """Multi-scale RoIAlign of boxes [N, K, 4] (input pixels) from P2-P5 (or C4) -> [N * K, size, size, C]."""
     flat, batch_index = _flat_rois(boxes)
+    if self.levels == "c4":
+      return roi_align(features[0], flat, batch_index, size, 1.0 / C4_STRIDE, self.sampling_ratio)
     pooled, _ = multilevel_roi_align(list(features[:4]), flat, batch_index, size, FPN_LEVELS, self.sampling_ratio)
     return pooled
 
@@ -123,6 +135,8 @@ class RCNN(nn.Module):
   def _roi_pool_levels(self, features: Sequence[jax.Array], boxes: jax.Array) -> jax.Array:
     """RoIPool from each box's FPN level (same level rule as the RoIAlign path)."""
     flat, batch_index = _flat_rois(boxes)
+    if self.levels == "c4":
+      return roi_pool(features[0], flat, batch_index, self.mask_roi_size, 1.0 / C4_STRIDE)
     level = fpn_levels(flat, FPN_LEVELS[0], FPN_LEVELS[-1])
     out = 0.0
     for i, l in enumerate(FPN_LEVELS):
