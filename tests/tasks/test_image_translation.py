@@ -11,6 +11,7 @@ import pytest
 from tests.tasks import in_process
 from vision_jax import tasks
 from vision_jax.data import datasets
+from vision_jax.evaluation import generative
 from vision_jax.tasks import image_translation
 from vision_jax.train_lib.state import TrainState
 
@@ -131,3 +132,23 @@ def test_unpaired_eval_scores_fid_against_the_second_split_only(cyclegan):
     evaluator.update(out)
   metrics = {k: v for e in evaluators for k, v in e.result().items()}
   assert {"fid", "baseline_fid", "sample_output"} <= set(metrics) and "psnr" not in metrics
+
+
+def test_paired_eval_gathers_features_for_kid_and_precision_recall():
+  task, _, state, batch = _setup("configs/gan_pix2pix.py:smoke", "digit_edges2digit",
+                                 translation__feature_net="pixels")
+  batch = {**batch, "mask": np.array([True, True, True, False])}
+  out = jax.device_get(jax.jit(task.eval_step)(state, batch))
+  _, target = _views(batch)
+  features = lambda x: np.asarray(task.features(jnp.asarray(x))[0])  # noqa: E731  (7x7 pooled pixels)
+  np.testing.assert_allclose(out["real_features"], features(target), rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(out["fake_features"], features(out["sample_output"]), rtol=1e-4, atol=1e-5)
+  gather = [e for e in task.evaluators() if "real_features" in getattr(e, "keys", ())][0]
+  gather.reset()
+  gather.update(out)
+  gather.update(out)  # two batches: six valid rows (the padding row is dropped)
+  metrics = gather.result()
+  real, fake = np.concatenate([out["real_features"][:3]] * 2), np.concatenate([out["fake_features"][:3]] * 2)
+  kid, _ = generative.kernel_distance(real.astype(np.float64), fake.astype(np.float64), 10, 6)
+  assert metrics["kid"] == pytest.approx(kid, rel=1e-5)
+  assert set(metrics) == {"kid", "kid_std", "precision", "recall"}

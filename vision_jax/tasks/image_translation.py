@@ -47,7 +47,7 @@ from vision_jax.data import image_pool
 from vision_jax.data.features import DatasetSpec, typed_features
 from vision_jax.errors import ConfigError
 from vision_jax.evaluation import feature_nets, generative
-from vision_jax.evaluation.evaluators import Evaluator, FirstExamplesEvaluator, SumEvaluator
+from vision_jax.evaluation.evaluators import Evaluator, FirstExamplesEvaluator, GatherEvaluator, SumEvaluator
 from vision_jax.losses import adversarial, perceptual
 from vision_jax.models.generative import cyclegan, pix2pix, srgan
 from vision_jax.tasks import base, gan_eval
@@ -297,7 +297,10 @@ class ImageTranslationTask(base.Task):
     target_weights = batch["mask2"].astype(jnp.float32) if self.unpaired_eval else weights
     if self.features is not None:
       for prefix, image, w in (("real", target, target_weights), ("fake", output, weights), ("copy", copy, weights)):
-        out.update(generative.feature_sums(self.features(image)[0], w, prefix))
+        features = self.features(image)[0]
+        out.update(generative.feature_sums(features, w, prefix))
+        if prefix != "copy" and not self.unpaired_eval:  # per-example rows for KID and precision/recall
+          out[prefix + "_features"] = features
     shown_source = baseline(jax.image.resize(source, source.shape[:1] + self.target_shape[:2] + source.shape[3:],
                                              "nearest"), self.target_shape)
     out.update(zip(SAMPLE_KEYS, (shown_source, copy, output, target)))
@@ -310,7 +313,18 @@ class ImageTranslationTask(base.Task):
     if self.features is not None:
       evaluators += [generative.frechet_evaluator("real", "fake", "fid"),
                      generative.frechet_evaluator("real", "copy", "baseline_fid")]
+      if not self.unpaired_eval:
+        evaluators.append(GatherEvaluator(("real_features", "fake_features"), self.reduce_features))
     return evaluators
+
+  @staticmethod
+  def reduce_features(rows: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """KID (10 subsets of up to 1000) and improved precision/recall (k = 3) of the outputs' features against the
+    targets', the settings of the `gan` task's configs."""
+    real, fake = rows["real_features"], rows["fake_features"]
+    kid, kid_std = generative.kernel_distance(real, fake, 10, min(1000, len(real)))
+    precision, recall = generative.precision_recall(real, fake, 3)
+    return {"kid": kid, "kid_std": kid_std, "precision": precision, "recall": recall}
 
   @staticmethod
   def reduce_sums(sums: Mapping[str, np.ndarray]) -> dict[str, Any]:
