@@ -66,6 +66,16 @@ def test_lecture_nms_procedure():
   assert np.asarray(idx).shape == (6,)
 
 
+def test_runs_under_x64():
+  # The lecture case again with 64-bit types enabled (float64 R-CNN parity runs): same kept boxes, int32 outputs.
+  boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 0, 30, 10], [0, 0, 10, 10], [5, 0, 15, 10]], np.float64)
+  scores = np.array([0.9, 0.8, 0.7, 0.85, 0.75])
+  with jax.enable_x64(True):
+    idx, n = ops.batched_nms(jnp.asarray(boxes), jnp.asarray(scores), jnp.asarray([0, 0, 0, 1, 0]), 0.5, 5)
+  np.testing.assert_array_equal(_valid(idx, n), [0, 3, 4, 2])
+  assert np.asarray(idx).dtype == np.int32
+
+
 def test_jit_and_vmap():
   rng = np.random.default_rng(0)
   xy = rng.uniform(0, 50, (3, 40, 2))

@@ -103,7 +103,7 @@ def nms_keep_reference(boxes: jax.Array, classes: jax.Array, valid: jax.Array, i
       return cur, alive0 & ~jnp.any(m & cur[None, :], axis=1)
 
     _, alive = jax.lax.while_loop(lambda s: jnp.any(s[0] != s[1]), fix_body, (~alive0, alive0))
-    return k + 1, keep.at[k].set(alive), count + jnp.sum(alive)
+    return k + 1, keep.at[k].set(alive), count + jnp.sum(alive, dtype=jnp.int32)  # int32 under x64 too
 
   init = (jnp.int32(0), jnp.zeros((nb, tile), bool), jnp.int32(0))
   _, keep, _ = jax.lax.while_loop(lambda s: (s[0] < nb) & (s[2] < max_output_size), do_tile, init)
