@@ -157,3 +157,12 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[fl
   precision = float(np.mean(np.any(cross <= real_radii[None, :], axis=1)))
   recall = float(np.mean(np.any(cross.T <= fake_radii[None, :], axis=1)))
   return precision, recall
+
+
+def feature_set_metrics(real: np.ndarray, fake: np.ndarray, kid_subsets: int = 10, kid_subset_size: int = 1000,
+                        k: int = 3) -> dict[str, float]:
+  """KID (mean and std over `kid_subsets` subsets of `kid_subset_size`, capped) and improved precision/recall
+  (k-NN radius `k`) of fake features [M, D] against real features [N, D]."""
+  kid, kid_std = kernel_distance(real, fake, kid_subsets, kid_subset_size)
+  precision, recall = precision_recall(real, fake, k)
+  return {"kid": kid, "kid_std": kid_std, "precision": precision, "recall": recall}

@@ -291,10 +291,8 @@ class GanTask(base.Task):
 
   def reduce_features(self, rows: Mapping[str, np.ndarray]) -> dict[str, Any]:
     """KID (mean and std over subsets) and improved precision/recall of the gathered features."""
-    real, fake = rows["real_features"], rows["fake_features"]
-    kid, kid_std = generative.kernel_distance(real, fake, self.kid_subsets, self.kid_subset_size)
-    precision, recall = generative.precision_recall(real, fake, self.pr_k)
-    return {"kid": kid, "kid_std": kid_std, "precision": precision, "recall": recall}
+    return generative.feature_set_metrics(rows["real_features"], rows["fake_features"], self.kid_subsets,
+                                          self.kid_subset_size, self.pr_k)
 
   # --- Pictures ------------------------------------------------------------------------------------------------
   def on_evaluation(self, workdir: str, state: TrainState, step: int, metrics: Mapping[str, Any]) -> list[str]:

@@ -314,17 +314,10 @@ class ImageTranslationTask(base.Task):
       evaluators += [generative.frechet_evaluator("real", "fake", "fid"),
                      generative.frechet_evaluator("real", "copy", "baseline_fid")]
       if not self.unpaired_eval:
-        evaluators.append(GatherEvaluator(("real_features", "fake_features"), self.reduce_features))
+        evaluators.append(GatherEvaluator(("real_features", "fake_features"),
+                                          lambda rows: generative.feature_set_metrics(rows["real_features"],
+                                                                                      rows["fake_features"])))
     return evaluators
-
-  @staticmethod
-  def reduce_features(rows: Mapping[str, np.ndarray]) -> dict[str, Any]:
-    """KID (10 subsets of up to 1000) and improved precision/recall (k = 3) of the outputs' features against the
-    targets', the settings of the `gan` task's configs."""
-    real, fake = rows["real_features"], rows["fake_features"]
-    kid, kid_std = generative.kernel_distance(real, fake, 10, min(1000, len(real)))
-    precision, recall = generative.precision_recall(real, fake, 3)
-    return {"kid": kid, "kid_std": kid_std, "precision": precision, "recall": recall}
 
   @staticmethod
   def reduce_sums(sums: Mapping[str, np.ndarray]) -> dict[str, Any]:
