@@ -193,7 +193,7 @@ def _resume_and_train(config: ml_collections.ConfigDict, workdir: str, s: setup_
         print(note, flush=True)
   wall = wall_before + time.time() - t_start
   summary = {
-      "task": cfg.task, "model": cfg.model.name, "dataset": cfg.dataset.name, "steps": step,
+      "task": cfg.task, "model": task.model_name(), "dataset": cfg.dataset.name, "steps": step,
       "total_steps": s.total_steps, "stop_reason": stop_reason, "wall_time_sec": wall,
       "first_step_sec": elapsed["first_step_sec"], "throughput_unit": unit, f"train_{unit}": elapsed["examples"],
       f"train_{unit}_per_sec": elapsed["examples"] / max(elapsed["train_seconds"], 1e-9),

@@ -84,6 +84,12 @@ def test_task_runs_through_the_loop_parts(task_name, spec, overrides, predicts, 
   initial = in_process.host_copy(s.init_state())
   networks = list(task.networks())
   assert set(initial.params) == set(initial.opt_state) == set(networks)  # pytrees sort dict keys
+  # summary.json's "model": the zoo name the task built from, or the classes of the networks it built itself.
+  model_name = task.model_name()
+  if task.builds_own_networks:
+    assert all(f"{n}={type(m).__name__}" in model_name for n, m in task.networks().items()), model_name
+  else:
+    assert model_name == config.model.name
 
   # One compiled train step, as the loop runs it.
   state, metrics = in_process.compile_train_step(s)(s.init_state(), next(in_process.train_batches(s)))

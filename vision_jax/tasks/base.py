@@ -41,6 +41,8 @@ class Task(abc.ABC):
     throughput_unit: what one example of a batch is, for `<unit>_per_sec` ("images", "pairs", "episodes").
     best_metric: (eval metric, "max" | "min") that `checkpoint.best_metric = "auto"` keeps the best of.
     curve_metrics: metrics drawn in curves.png (those present; None: every scalar metric).
+    builds_own_networks: True when the networks come from the task's own config section rather than
+      `config.model` (summary.json then names the network classes instead of `config.model.name`).
 
   Args:
     config: the experiment config.
@@ -50,6 +52,7 @@ class Task(abc.ABC):
   throughput_unit: ClassVar[str] = "images"
   best_metric: ClassVar[tuple[str, str]] = ("loss", "min")
   curve_metrics: ClassVar[tuple[str, ...] | None] = None
+  builds_own_networks: ClassVar[bool] = False
 
   def __init__(self, config: ml_collections.ConfigDict, spec: DatasetSpec):
     self.config = config
@@ -98,6 +101,12 @@ class Task(abc.ABC):
     """Fresh evaluators for one pass over the eval split."""
 
   # --- Identity, throughput, reports ---------------------------------------------------------------------------
+  def model_name(self) -> str:
+    """What summary.json reports as the model: `config.model.name`, or the network classes by name."""
+    if not self.builds_own_networks:
+      return str(self.config.model.name)
+    return ", ".join(f"{name}={type(module).__name__}" for name, module in self.networks().items())
+
   def identity(self) -> dict[str, Any]:
     """What must match between a checkpoint and the task that resumes it, beyond the parameter shapes."""
     return {}

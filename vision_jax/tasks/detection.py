@@ -104,6 +104,7 @@ class DetectionTask(base.Task):
   """
 
   best_metric = ("AP50", "max")
+  builds_own_networks = True
   curve_metrics = ("loss", "AP", "AP50")
 
   def __init__(self, config: ml_collections.ConfigDict, spec: DatasetSpec):
@@ -241,35 +242,66 @@ class DetectionTask(base.Task):
 
   def predict(self, state: TrainState, paths: Sequence[str]) -> list[str]:
     """Detections on image files: a picture per file and one COCO-format detections.json."""
-    from vision_jax.plots import annotations  # pylint: disable=import-outside-toplevel
-    height, width = self.image_size
-    channels = int(self.input_shape[-1])
-    detect = jax.jit(lambda v, x: self.detect(v, self.input_ops(jax.random.PRNGKey(0), x, False))[1])
-    lines, records = [], []
-    out_dir = str(self.cfg.predict_dir)
-    for index, path in enumerate(paths):
-      with Image.open(path) as original:
-        original_size = original.size  # (W, H)
-      image = read_image(path, (height, width, channels))
-      found = jax.device_get(detect(state.variables("model"), image[None]))
-      found = {k: np.asarray(v[0]) for k, v in found.items()}
-      scale = np.array([original_size[0] / width, original_size[1] / height] * 2, np.float32)
-      valid = found["pred_valid"].astype(bool)
-      for record in coco_results([index], [found["pred_boxes"][valid] * scale], [found["pred_scores"][valid]],
-                                 [found["pred_labels"][valid]]):
-        records.append({**record, "file_name": os.path.basename(path),
-                        "category": self.class_names[record["category_id"]]})
-      where = out_dir or os.path.dirname(os.path.abspath(path))
-      os.makedirs(where, exist_ok=True)
-      picture = os.path.join(where, os.path.splitext(os.path.basename(path))[0] + ".detections.png")
-      cell = self._prediction_cell(image, found["pred_boxes"], found["pred_scores"], found["pred_labels"], valid,
-                                   os.path.basename(path))
-      annotations.plot_annotated_grid([cell], picture, cols=1, cell_inches=4.0)
-      shown = ", ".join(f"{self.class_names[int(l)]} {s:.2f}" for l, s in
-                        zip(found["pred_labels"][valid][:5], found["pred_scores"][valid][:5]))
-      lines.append(f"{path}: {int(valid.sum())} detections{': ' + shown if shown else ''}; wrote {picture}")
-    where = out_dir or os.path.dirname(os.path.abspath(paths[0]))
-    json_path = os.path.join(where, "detections.json")
-    write_coco_results(json_path, records)
-    lines[-1] += f"; {json_path}"
-    return lines
+    return predict_files(self, state, paths)
+
+
+def _coco_records(index: int, path: str, found: Mapping[str, np.ndarray], scale: np.ndarray,
+                  original_size: tuple[int, int], class_names: Sequence[str]) -> list[dict[str, Any]]:
+  """COCO result records of one image's detections, boxes scaled to the original image (RLE masks if any)."""
+  valid = found["pred_valid"].astype(bool)
+  masks = None
+  if "pred_masks" in found:  # nearest resize to the original (W, H)
+    masks = np.zeros((0, original_size[1], original_size[0]), bool)
+    if valid.any():
+      masks = np.stack([np.asarray(Image.fromarray(m.astype(np.uint8)).resize(original_size, Image.NEAREST), bool)
+                        for m in found["pred_masks"][valid]])
+  records = coco_results([index], [found["pred_boxes"][valid] * scale], [found["pred_scores"][valid]],
+                         [found["pred_labels"][valid]], masks=None if masks is None else [masks])
+  return [{**r, "file_name": os.path.basename(path), "category": class_names[int(r["category_id"])]} for r in records]
+
+
+def predict_files(task: DetectionTask, state: TrainState, paths: Sequence[str]) -> list[str]:
+  """`--mode=predict` of a detection task: `<image>.detections.png` per file and one detections.json.
+
+  `task.detect(variables, images)[1]` gives the padded `PRED_KEYS` and, for instance segmentation, "pred_masks"
+  [N, D, H, W] bool: then the pictures show the masks and the JSON records carry RLE `segmentation`s.
+
+  Args:
+    task: a `DetectionTask` (or subclass: image_size, input_shape, input_ops, detect, class_names, cfg.predict_dir).
+    state: the trained state (network "model").
+    paths: image files; pictures and detections.json go beside them or into `cfg.predict_dir`.
+
+  Returns:
+    One line per file (detections, the first five with scores, the picture's path; the last names the JSON).
+  """
+  from vision_jax.plots import annotations  # pylint: disable=import-outside-toplevel
+  height, width = task.image_size
+  channels = int(task.input_shape[-1])
+  detect = jax.jit(lambda v, x: task.detect(v, task.input_ops(jax.random.PRNGKey(0), x, False))[1])
+  lines, records = [], []
+  out_dir = str(task.cfg.predict_dir)
+  for index, path in enumerate(paths):
+    with Image.open(path) as original:
+      original_size = original.size  # (W, H)
+    image = read_image(path, (height, width, channels))
+    found = jax.device_get(detect(state.variables("model"), image[None]))
+    found = {k: np.asarray(v[0]) for k, v in found.items()}
+    scale = np.array([original_size[0] / width, original_size[1] / height] * 2, np.float32)
+    records += _coco_records(index, path, found, scale, original_size, task.class_names)
+    where = out_dir or os.path.dirname(os.path.abspath(path))
+    os.makedirs(where, exist_ok=True)
+    picture = os.path.join(where, os.path.splitext(os.path.basename(path))[0] + ".detections.png")
+    valid = found["pred_valid"].astype(bool)
+    cell = task._prediction_cell(image, found["pred_boxes"], found["pred_scores"], found["pred_labels"], valid,
+                                 os.path.basename(path))  # pylint: disable=protected-access
+    if "pred_masks" in found:  # the masks of the drawn boxes (the cell's own selection)
+      cell["instance_masks"] = found["pred_masks"][valid & (found["pred_scores"] >= PICTURE_SCORE)]
+    annotations.plot_annotated_grid([cell], picture, cols=1, cell_inches=4.0)
+    shown = ", ".join(f"{task.class_names[int(l)]} {s:.2f}" for l, s in
+                      zip(found["pred_labels"][valid][:5], found["pred_scores"][valid][:5]))
+    lines.append(f"{path}: {int(valid.sum())} detections{': ' + shown if shown else ''}; wrote {picture}")
+  where = out_dir or os.path.dirname(os.path.abspath(paths[0]))
+  json_path = os.path.join(where, "detections.json")
+  write_coco_results(json_path, records)
+  lines[-1] += f"; {json_path}"
+  return lines

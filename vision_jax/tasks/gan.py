@@ -50,6 +50,7 @@ class GanTask(base.Task):
   """Generator + discriminator/critic; see the module docstring for the config."""
 
   best_metric = ("fid", "min")
+  builds_own_networks = True
   curve_metrics = ("discriminator_loss", "generator_loss", "real_score", "fake_score", "gradient_penalty", "fid",
                    "kid", "precision", "recall", "conditional_accuracy")
 

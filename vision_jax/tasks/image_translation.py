@@ -80,6 +80,7 @@ class ImageTranslationTask(base.Task):
   """pix2pix | cyclegan | srgan; see the module docstring."""
 
   best_metric = ("psnr", "max")
+  builds_own_networks = True
   curve_metrics = ("discriminator_loss", "generator_adversarial", "l1", "cycle", "identity", "content", "psnr",
                    "baseline_psnr", "fid")
 
