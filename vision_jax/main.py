@@ -65,7 +65,8 @@ def _run(argv) -> None:
     summary = train.train_and_evaluate(config, workdir)
     if chief:
       final = summary["final_eval"]
-      shown = " ".join(f"{k} {v:.4f}" for k, v in final.items() if k != "num_examples")
+      shown = (" ".join(f"{k} {v:.4f}" for k, v in final.items() if k != "num_examples")
+               or "none yet (stopped before the first evaluation; rerun the same command to resume)")
       unit = summary.get("throughput_unit", "images")
       print(f"done: {summary['steps']} steps ({summary['stop_reason']}) in {summary['wall_time_sec']:.1f} s, "
             f"{summary.get(f'train_{unit}_per_sec', 0.0):,.0f} train {unit}/s; final eval: {shown}; "

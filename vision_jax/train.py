@@ -179,7 +179,9 @@ def _resume_and_train(config: ml_collections.ConfigDict, workdir: str, s: setup_
                            "same command to resume")
         if done or stop_reason == "preempted":
           break
-      if not last_eval:  # a finished run whose summary was lost: evaluate its final state again
+      # A finished run whose summary was lost: evaluate its final state again. A preempted run leaves at once (its
+      # grace period is short); it is evaluated when it resumes and finishes.
+      if not last_eval and stop_reason != "preempted":
         last_eval = setup_lib.run_evaluation(s, eval_step, state)
   finally:
     progress.close()
@@ -201,7 +203,8 @@ def _resume_and_train(config: ml_collections.ConfigDict, workdir: str, s: setup_
       "final_eval": {k: v if isinstance(v, int) else float(v) for k, v in last_eval.items() if np.ndim(v) == 0},
   }
   if is_chief:
-    task.write_reports(workdir, last_eval, summary)
+    if last_eval:
+      task.write_reports(workdir, last_eval, summary)
     writers.write_curves(workdir, task.curve_metrics)
     writers.write_json(os.path.join(workdir, "summary.json"), summary)
   return summary

@@ -108,6 +108,9 @@ def test_ctrl_c_saves_and_exits_like_sigterm(data_dir, tmp_path):
   assert "Traceback" not in err and "KeyboardInterrupt" not in err
   assert re.search(r"SIGINT received: saved a checkpoint at step \d+", out)
   assert "(preempted)" in out and any(p.name.isdigit() for p in (tmp_path / "checkpoints").iterdir())
+  # Stopped before any evaluation: it leaves at once, without evaluating or writing reports.
+  assert "final eval: none yet" in out and not (tmp_path / "confusion_matrix.png").exists()
+  assert json.load(open(tmp_path / "summary.json"))["final_eval"] == {}
 
 
 def test_curves_show_every_logged_metric_and_nothing_when_nothing_was_logged(tmp_path):
