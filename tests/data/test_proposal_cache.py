@@ -78,7 +78,7 @@ def test_as_uint8_rescales_float_images_to_the_bytes_they_came_from():
 def test_build_computes_what_is_missing_and_equals_selective_search(tmp_path):
   pairs = list(enumerate(SCENES[:3]))
   first = pc.build(pairs[:2], str(tmp_path), "toy", "train", "single", processes=1)
-  assert (first["computed"], first["cached"]) == (2, 0)
+  assert (first["computed"], first["cached"], first["processes"]) == (2, 0, 1)
   second = pc.build(pairs, str(tmp_path), "toy", "train", "single", processes=1)
   assert (second["computed"], second["cached"]) == (1, 2)
   for index, image in pairs:
@@ -94,8 +94,10 @@ def test_build_refuses_an_unknown_mode(tmp_path):
 def test_build_with_two_processes_matches_one(tmp_path):
   pairs = list(enumerate(SCENES))
   pc.build(pairs, str(tmp_path / "one"), "toy", "test", "single", processes=1)
-  report = pc.build(pairs, str(tmp_path / "two"), "toy", "test", "single", processes=2)
-  assert report["computed"] == len(pairs)
+  # The pool is capped at MAX_PROCESSES and at the images left to compute (the report says what ran).
+  report = pc.build(pairs, str(tmp_path / "two"), "toy", "test", "single", processes=8)
+  assert report["computed"] == len(pairs) and report["processes"] == pc.MAX_PROCESSES == 2
+  assert pc.build(pairs, str(tmp_path / "two"), "toy", "test", "single", processes=8)["processes"] == 1
   for index, _ in pairs:
     np.testing.assert_array_equal(pc.load_proposals(pc.cache_path(str(tmp_path / "one"), "toy", "test", "single",
                                                                     index)),

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from vision_jax.data.features import Feature, make_spec, object_features
+from vision_jax.errors import ConfigError
 from vision_jax.ops.sampling import balanced_sample
 from vision_jax.tasks import two_stage, two_stage_masks
 from vision_jax.train_lib.state import TrainState
@@ -31,6 +32,21 @@ def test_balanced_sample_with_fewer_candidates_than_the_sample():
     np.testing.assert_array_equal(neg, [0, 1, 1, 0, 0, 1])
   pos, neg = jax.device_get(balanced_sample(jnp.array([1, 1, 1, 0, -1]), 4, 0.5, key=jax.random.key(0)))
   assert pos.sum() == 2 and not pos[3:].any() and neg.tolist() == [0, 0, 0, 1, 0]  # 2 of 3 positives, 1 negative
+
+
+def _spec():
+  return make_spec("tiny_scenes", "train", 2, {"image": Feature("image", (SIZE, SIZE, 1), "uint8"),
+                                              **object_features(3, 10, tuple("0123456789"), (SIZE, SIZE))})
+
+
+@pytest.mark.parametrize("key,value", [("grad_accum_steps", 2), ("remat", "full")])
+def test_unsupported_train_options_are_refused_in_one_line(key, value):
+  config = in_process.load_config("configs/det_rcnn_digits.py:variant=faster,smoke", "")
+  two_stage.TwoStageTask(config, _spec())  # the defaults are accepted
+  config.train[key] = value
+  with pytest.raises(ConfigError, match="train.grad_accum_steps=1 and train.remat=none") as error:
+    two_stage.TwoStageTask(config, _spec())
+  assert "\n" not in str(error.value)
 
 
 def _batch() -> dict[str, jnp.ndarray]:
@@ -55,9 +71,7 @@ def trained(request):
   config = in_process.load_config(f"configs/det_rcnn_digits.py:variant={request.param},smoke", "")
   if request.param != "faster":
     config.rcnn.anchor_sizes = ((16,), (32,), (48,), (64,), (96,))
-  spec = make_spec("tiny_scenes", "train", 2, {"image": Feature("image", (SIZE, SIZE, 1), "uint8"),
-                                               **object_features(3, 10, tuple("0123456789"), (SIZE, SIZE))})
-  task = two_stage.TwoStageTask(config, spec)
+  task = two_stage.TwoStageTask(config, _spec())
   txs = {"model": optax.adam(2e-3)}
   state = TrainState.create(jax.jit(task.init_variables)(jax.random.PRNGKey(0)), txs, jax.random.PRNGKey(1), {})
   step = jax.jit(lambda s, b: task.train_step(s, b, txs))

@@ -117,7 +117,8 @@ def build(images: Iterable[tuple[int, np.ndarray]], cache_dir: str, dataset: str
     processes: worker processes, at most `MAX_PROCESSES` (1: in this process).
 
   Returns:
-    {"computed": images computed, "cached": images already there, "seconds": wall time}.
+    {"computed": images computed, "cached": images already there, "seconds": wall time, "processes": the
+    processes used (`processes` capped at `MAX_PROCESSES` and at the images to compute, at least 1)}.
   """
   if mode not in selective_search.MODES:
     raise DataError(f"unknown selective search mode {mode!r}: use one of {', '.join(selective_search.MODES)}")
@@ -144,7 +145,7 @@ def build(images: Iterable[tuple[int, np.ndarray]], cache_dir: str, dataset: str
     if pool is not None:
       pool.close()
       pool.join()
-  return {"computed": len(todo), "cached": cached, "seconds": time.perf_counter() - start}
+  return {"computed": len(todo), "cached": cached, "seconds": time.perf_counter() - start, "processes": processes}
 
 
 class ProposalTable:
@@ -261,8 +262,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
-  report.update(dataset=args.dataset, split=args.split, mode=args.mode, num_images=count,
-                processes=min(args.processes, MAX_PROCESSES))
+  report.update(dataset=args.dataset, split=args.split, mode=args.mode, num_images=count)
   print(json.dumps(report))
   return 0
 

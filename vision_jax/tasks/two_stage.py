@@ -94,6 +94,9 @@ class TwoStageTask(detection.DetectionTask):
     if arch is None:
       raise ConfigError(f"unknown rcnn.variant {self.cfg.variant!r}; choose one of {', '.join(VARIANTS)}")
     self.with_masks = bool(arch["mask"])
+    if int(config.train.grad_accum_steps) != 1 or str(config.train.remat) not in ("", "none"):
+      raise ConfigError("task 'two_stage' trains in one plain step (RPN sampling spans the whole batch): set "
+                        "train.grad_accum_steps=1 and train.remat=none; lower input.batch_size to save memory")
     if self.with_masks and "instance_masks" not in spec.features:
       raise ConfigError(f"rcnn.variant={self.cfg.variant!r} needs instance_masks; dataset {spec.name!r} has none: "
                         "use variant=fpn or faster, or a dataset with instance masks (digit_scenes, coco)")
