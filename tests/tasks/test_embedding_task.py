@@ -21,8 +21,9 @@ SPEC = make_spec("toy", "train", 100, {"image": Feature("image", (28, 28, 1), "u
 HELD_OUT = (5, 6, 7, 8, 9)
 
 
-def _task(loss, sampler, **section):
-  config = in_process.load_config("configs/siamese_digits.py:smoke", "", embedding__loss=loss,
+def _task(loss, sampler, args="", **section):
+  """The task of the smoke config with extra config `args` ("key=value," each) and `embedding` section values."""
+  config = in_process.load_config(f"configs/siamese_digits.py:{args}smoke", "", embedding__loss=loss,
                                   input__sampler=sampler)
   section.setdefault("heldout_classes", ",".join(map(str, HELD_OUT)))  # masking inside training batches
   section.setdefault("class_transforms", 0)
@@ -77,7 +78,7 @@ def test_pair_losses_mask_pairs_with_a_held_out_side(batch):
   expected = (y * d ** 2 + (1 - y) * np.maximum(m - d, 0) ** 2)[kept].mean()
   assert 0 < kept.sum() < 15 and abs(float(ours) - expected) < 1e-5
   logits = jnp.linspace(-2.0, 2.0, 15)
-  bce, _ = _task("pair_bce", "pairs").batch_loss(logits, micro)
+  bce, _ = _task("pair_bce", "pairs", eval_features="head").batch_loss(logits, micro)
   z = np.asarray(logits, np.float64)
   expected_bce = (np.logaddexp(0, z) - y * z)[kept].mean()
   assert abs(float(bce) - expected_bce) < 1e-5

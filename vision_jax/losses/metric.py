@@ -1,5 +1,6 @@
 """Metric-learning losses: pairwise distances, the contrastive loss and triplet losses with online mining inside the
-batch (batch-all, batch-hard, semi-hard, soft margin), and the prototypical loss of episodes made inside the batch.
+batch (batch-all, batch-hard, semi-hard, soft margin), the prototypical loss of episodes made inside the batch, and
+NT-Xent / SupCon (instance discrimination between augmented views, or its supervised form).
 
 Every function works on static shapes: mining builds [N, N] pair masks and [N, N, N] triplet masks and selects with
 `jnp.where`, so the losses jit once per batch size. An optional `example_mask` [N] marks the real rows of a padded
@@ -12,6 +13,8 @@ References:
   soft margin).
   TensorFlow Addons `tfa.losses.triplet_semihard_loss` (the semi-hard semantics reproduced here).
   Snell, Swersky, Zemel, "Prototypical Networks for Few-shot Learning", NeurIPS 2017 (the prototypical loss).
+  Chen, Kornblith, Norouzi, Hinton, "A Simple Framework for Contrastive Learning of Visual Representations", ICML 2020
+  (NT-Xent); Khosla et al., "Supervised Contrastive Learning", NeurIPS 2020 (SupCon).
   pytorch-metric-learning `TripletMarginLoss`, `ContrastiveLoss`, `AvgNonZeroReducer` (the 'mean_positive' and
   'nonzero_mean_per_kind' reductions).
 """
@@ -354,6 +357,36 @@ def prototypical_loss(embeddings: jax.Array, labels: jax.Array, examples_per_cla
   losses = log_normaliser - own_logit
   best_is_own = jnp.take_along_axis(own, jnp.argmax(logits, axis=2)[:, :, None], axis=2)[:, :, 0]
   return _masked_mean(losses, usable), _masked_mean(best_is_own.astype(jnp.float32), usable)
+
+
+def nt_xent_loss(embeddings: jax.Array, positive_ids: jax.Array, temperature: float = 0.2,
+                 example_mask: jax.Array | None = None) -> jax.Array:
+  """Normalised-temperature cross-entropy of SimCLR (Chen et al. 2020) and its supervised form SupCon (Khosla et al.
+  2020, L_out): rows are L2-normalised, every row is an anchor whose logits are cos(anchor, other) / temperature over
+  all other real rows, and its loss is minus the mean log-softmax of its positives (the other rows with its id).
+
+  With the ids of two augmented views of each image (0..B-1 twice) this is NT-Xent, label-free (each image its own
+  class); with class labels as ids it is SupCon.
+
+  Args:
+    embeddings: [N, D] (normalised here).
+    positive_ids: [N] int, rows with equal ids are positives of each other.
+    temperature: the softmax temperature (SimCLR: 0.1-0.5).
+    example_mask: [N] bool, the real rows (default all); anchors without a positive count for nothing.
+
+  Returns:
+    loss [], the mean over anchors with at least one positive (0 when none).
+  """
+  n = positive_ids.shape[0]
+  real = jnp.ones((n,), bool) if example_mask is None else example_mask.astype(bool)
+  z = l2_normalize(embeddings)
+  others = real[None, :] & ~jnp.eye(n, dtype=bool)  # [anchor, row]
+  logits = jnp.matmul(z, z.T, precision=jax.lax.Precision.HIGHEST) / temperature
+  log_probs = jax.nn.log_softmax(jnp.where(others, logits, -1e30), axis=1)
+  positive = others & (positive_ids[:, None] == positive_ids[None, :])
+  counts = jnp.sum(positive, axis=1)
+  losses = -jnp.sum(jnp.where(positive, log_probs, 0.0), axis=1) / jnp.maximum(counts, 1)
+  return _masked_mean(losses, real & (counts > 0))
 
 
 def _masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:

@@ -11,7 +11,18 @@ A config selects it with `task = "embedding"`; `config.model` names any zoo clas
                     sampler); the triplet losses mine inside P x K batches (`vision_jax.losses.metric`);
                     prototypical: Snell et al.'s loss on the K episodes of a P x K batch (episode j: the j-th
                     row of every class group is a query, the other K - 1 rows are the support set);
+                    nt_xent: SimCLR's label-free instance discrimination on two augmented views of every
+                    image (`input.augment` drawn twice; positives: the other view, negatives: every other row);
+                    supcon: the same softmax with every same-class row of both views as positives (Khosla et al.);
                     pair_bce: sigmoid cross-entropy of the pair classifier's logit on `pairs` batches.
+  temperature       softmax temperature of nt_xent / supcon / the instance term (0.1-0.5)
+  instance_weight   > 0 adds weight x NT-Xent of two views to any other loss (both views also feed that loss)
+  eval_features     head: evaluate the embedding the loss shapes; backbone: the representation below the
+                    embedding head (`EmbeddingNet.features`: the input of the backbone's last linear layer); conv:
+                    the input of its first linear layer (flattened conv maps). Lower layers keep what the loss
+                    discards and transfer better to unseen classes (SimCLR's observation)
+  eval_metric       the evaluation score's distance when it differs from `metric` ("": the training metric),
+                    e.g. cosine for the non-negative backbone / conv features
   margin            m of the contrastive and hinge triplet losses
   scale             prototypical logits are -scale * distance (raise it for L2-normalised embeddings)
   metric            euclidean | squared_euclidean | cosine: the training distance and the evaluation score
@@ -68,8 +79,11 @@ from vision_jax.tasks import base
 from vision_jax.train_lib import step_memory
 from vision_jax.train_lib.state import TrainState
 
-LOSSES = ("contrastive", "batch_all", "batch_hard", "semi_hard", "soft_margin", "prototypical", "pair_bce")
+LOSSES = ("contrastive", "batch_all", "batch_hard", "semi_hard", "soft_margin", "prototypical", "nt_xent", "supcon",
+          "pair_bce")
 PAIR_LOSSES = ("pair_bce",)  # need the pairs sampler
+VIEW_LOSSES = ("nt_xent", "supcon")  # need two augmented views of every image
+EVAL_FEATURES = {"head": "", "backbone": "last", "conv": "first"}  # -> EmbeddingNet.features(layer=...)
 THUMB_SIZE = 32  # longest side of the images kept for the hardest-pairs picture
 
 
@@ -77,8 +91,9 @@ def defaults() -> ml_collections.ConfigDict:
   """The `config.embedding` section with its defaults (module docstring)."""
   return ml_collections.ConfigDict({
       "loss": "batch_hard", "margin": 0.2, "metric": "euclidean", "embed_dim": 64, "normalize": True,
-      "center": False, "scale": 1.0, "heldout_classes": "", "class_transforms": 0, "episodes": "5x1,20x1,5x5", "queries": 5,
-      "num_episodes": 1000, "enrol": 1, "eval_seed": 0, "best_metric": "verification_auc"})
+      "center": False, "scale": 1.0, "heldout_classes": "", "class_transforms": 0, "episodes": "5x1,20x1,5x5",
+      "queries": 5, "num_episodes": 1000, "enrol": 1, "eval_seed": 0, "best_metric": "verification_auc",
+      "eval_features": "head", "eval_metric": "", "temperature": 0.2, "instance_weight": 0.0})
 
 
 def _label_key(spec: DatasetSpec) -> str:
@@ -115,9 +130,29 @@ def check_settings(section: ml_collections.ConfigDict, model_name: str, sampler:
   if section.loss == "prototypical" and sampler != "balanced":
     raise ConfigError("embedding.loss=prototypical makes its episodes from the class groups of P x K batches; set "
                       "input.sampler=balanced (input.examples_per_class=K)")
+  if section.eval_metric and section.eval_metric not in metric_losses.METRICS:
+    raise ConfigError(f"embedding.eval_metric={section.eval_metric!r} is unknown; use one of "
+                      f"{', '.join(metric_losses.METRICS)} or '' (the training metric)")
+  if section.eval_features not in EVAL_FEATURES:
+    raise ConfigError(f"embedding.eval_features={section.eval_features!r}; use head (the embedding), backbone (the "
+                      "input of the backbone's last linear layer) or conv (the input of its first)")
+  if section.eval_features != "head" and section.loss in PAIR_LOSSES:
+    raise ConfigError(f"embedding.eval_features={section.eval_features} is for embedding networks; the pair "
+                      "classifier scores its embeddings: use eval_features=head")
+  if float(section.temperature) <= 0 or float(section.instance_weight) < 0:
+    raise ConfigError(f"embedding.temperature={section.temperature} must be > 0 and embedding.instance_weight="
+                      f"{section.instance_weight} >= 0")
+  if uses_views(section) and sampler == "pairs":
+    raise ConfigError("embedding.loss=nt_xent/supcon and embedding.instance_weight > 0 make two views of every image "
+                      "of a batch; set input.sampler=balanced or uniform")
   if section.loss not in ("contrastive",) + PAIR_LOSSES and sampler not in ("balanced", "uniform"):
     raise ConfigError(f"embedding.loss={section.loss} mines triplets inside P x K batches; set "
                       "input.sampler=balanced (input.examples_per_class=K)")
+
+
+def uses_views(section: ml_collections.ConfigDict) -> bool:
+  """Whether training runs two augmented views of every image (NT-Xent, SupCon, or an added instance term)."""
+  return section.loss in VIEW_LOSSES or float(section.instance_weight) > 0
 
 
 @base.register("embedding")
@@ -146,7 +181,8 @@ class EmbeddingTask(base.Task):
     else:
       self.model = embedding_models.EmbeddingNet(backbone, bool(section.normalize), bool(section.center))
     self.eval_settings = embedding_eval.EmbeddingEval(
-        metric="weighted_l1" if section.loss in PAIR_LOSSES else section.metric, classes=self.heldout,
+        metric="weighted_l1" if section.loss in PAIR_LOSSES else (section.eval_metric or section.metric),
+        classes=self.heldout,
         episodes=embedding_eval.parse_episodes(section.episodes), queries=int(section.queries),
         num_episodes=int(section.num_episodes), enrol=int(section.enrol), seed=int(section.eval_seed))
     self.best_metric = (section.best_metric, "max")
@@ -179,6 +215,9 @@ class EmbeddingTask(base.Task):
     prepared = self.input_ops(jax.random.PRNGKey(0), images, train=False)
     if isinstance(self.model, embedding_models.PairClassifier):
       return self.model.apply(variables, prepared, method=embedding_models.PairClassifier.embed)
+    if self.settings.eval_features != "head":
+      return self.model.apply(variables, prepared, train=False, layer=EVAL_FEATURES[self.settings.eval_features],
+                              method=embedding_models.EmbeddingNet.features)
     return self.model.apply(variables, prepared, train=False)
 
   # --- Training -------------------------------------------------------------------------------------------------
@@ -198,7 +237,8 @@ class EmbeddingTask(base.Task):
 
     Args:
       outputs: embeddings [N, E] ([2N, E] for pairs: the first images, then the second) or pair logits [N].
-      micro: labels [N], trained [N] bool and, for pairs, same [N], labels2 [N], trained2 [N].
+      micro: labels [N], trained [N] bool and, for pairs, same [N], labels2 [N], trained2 [N]; with two views
+        (`uses_views`) the rows are both views and instance_ids [N] names the image each row is a view of.
 
     Returns:
       (loss [], {metric: []}).
@@ -223,10 +263,18 @@ class EmbeddingTask(base.Task):
     elif s.loss == "prototypical":
       loss, extra["episode_accuracy"] = metric_losses.prototypical_loss(outputs, labels, self.examples_per_class,
                                                                         scale=float(s.scale), **common)
+    elif s.loss == "nt_xent":
+      loss = metric_losses.nt_xent_loss(outputs, micro["instance_ids"], float(s.temperature), trained)
+    elif s.loss == "supcon":
+      loss = metric_losses.nt_xent_loss(outputs, labels, float(s.temperature), trained)
     elif s.loss in ("batch_hard", "soft_margin"):
       loss = metric_losses.batch_hard_triplet_loss(outputs, labels, s.margin, soft=s.loss == "soft_margin", **common)
     else:
       loss = metric_losses.semi_hard_triplet_loss(outputs, labels, s.margin, **common)
+    if float(s.instance_weight) > 0 and s.loss != "nt_xent":
+      extra["instance_loss"] = metric_losses.nt_xent_loss(outputs, micro["instance_ids"], float(s.temperature),
+                                                          trained)
+      loss = loss + float(s.instance_weight) * extra["instance_loss"]
     positive, negative = metric_losses.pair_masks(labels, trained)
     distances = metric_losses.pairwise_distances(outputs, metric=metric)
     means = self._pair_distance_means(distances, positive, positive | negative)
@@ -251,6 +299,16 @@ class EmbeddingTask(base.Task):
     if self.class_transforms and "same" not in batch:
       first, micro["labels"] = transformed_classes(jax.random.fold_in(step_rng, 3), first, labels,
                                                    self.class_transforms, self.examples_per_class)
+    if uses_views(self.settings) and "same" not in batch:  # the second view: other augmentation, same class transform
+      second = self.input_ops(jax.random.fold_in(step_rng, 4), batch["image"], train=True)
+      if self.class_transforms:
+        second, _ = transformed_classes(jax.random.fold_in(step_rng, 3), second, labels, self.class_transforms,
+                                        self.examples_per_class)
+      first = jnp.concatenate([first, second])
+      micro = {key: jnp.concatenate([value, value]) for key, value in micro.items()}
+      micro["instance_ids"] = jnp.tile(jnp.arange(labels.shape[0]), 2)
+      if self.grad_accum_steps != 1:
+        raise ConfigError("two views of each image run through one forward pass; use train.grad_accum_steps=1")
     if "same" in batch:
       second = self.input_ops(jax.random.fold_in(step_rng, 2), batch["image2"], train=True)
       micro.update(same=batch["same"], trained2=self._trained_rows(batch["label2"]))

@@ -10,12 +10,12 @@
 Every op is pure, jit-able, draws its randomness per example from the key it is given, and keeps shapes static.
 Modules: `registry` (Sample, Pipeline, register, build), `warp` (affine sampling of images and masks, moving
 boxes and keypoints), `annotations` (masks packed as channels, keypoint flip permutations), `geometric`,
-`color`, `mixing`.
+`color`, `mixing`, `deform` (elastic distortion, stroke thickness).
 """
 
-from vision_jax.data.augment import annotations, color, geometric, mixing  # noqa: F401  (importing registers the ops)
+from vision_jax.data.augment import annotations, color, deform, geometric, mixing  # noqa: F401  (importing registers the ops)
 from vision_jax.data.augment.geometric import rotate_images
 from vision_jax.data.augment.registry import Op, Pipeline, Sample, build, names, pixel_op, register
 
 __all__ = ["Op", "Pipeline", "Sample", "build", "names", "pixel_op", "register", "rotate_images", "annotations",
-           "color", "geometric", "mixing"]
+           "color", "deform", "geometric", "mixing"]

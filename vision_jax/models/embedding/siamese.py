@@ -56,6 +56,36 @@ class EmbeddingNet(nn.Module):
                          name="center")(out)
     return l2_normalize(out) if self.normalize else out
 
+  def features(self, images: jax.Array, train: bool = False, layer: str = "last") -> jax.Array:
+    """The backbone's representation below its embedding head: the input of the last `nn.Dense` layer the backbone
+    calls (`layer="last"`: its classifier layer's input, e.g. simple_cnn's 512 hidden units after batch norm and
+    ReLU) or of the first (`layer="first"`: the flattened convolutional features, simple_cnn's 5x5x64 maps), or the
+    backbone's output when it calls none (conv4 with head=False). SimCLR's observation (Chen et al. 2020) is that
+    layers below the one the loss shapes keep more of what that loss discards, so they transfer better to unseen
+    classes.
+
+    Args:
+      images: [N, H, W, C].
+      train: training mode of the backbone.
+      layer: "last" or "first" linear layer's input.
+
+    Returns:
+      [N, F] float32 features (not normalised, not centred).
+    """
+    head_inputs = []
+
+    def record_dense_inputs(next_fun, args, kwargs, context):
+      if isinstance(context.module, nn.Dense) and context.method_name == "__call__":
+        head_inputs.append(args[0])
+      return next_fun(*args, **kwargs)
+
+    with nn.intercept_methods(record_dense_inputs):
+      out = self.backbone(images, train=train)
+    if isinstance(out, (tuple, list)):
+      out = out[0]
+    features = (head_inputs[-1] if layer == "last" else head_inputs[0]) if head_inputs else out
+    return features.reshape((features.shape[0], -1)).astype(jnp.float32)
+
 
 class PairClassifier(nn.Module):
   """Koch-style verification: shared embedding of both images, logit = alpha . |e1 - e2| + b.

@@ -1,0 +1,158 @@
+"""Shape-preserving deformations of hand-drawn images (e.g. the two views of SimCLR's NT-Xent in metric learning):
+elastic distortion and stroke thickness, registered as image ops `elastic` and `stroke`, so that config
+strings chain them with the library's ops, e.g.
+`input.augment = "stroke(p=0.6)|elastic(alpha=8, sigma=3, p=0.5)|affine(degrees=15, ...)|cutout(size=8, p=0.5)"`.
+
+Both keep the dtype of their input (integer images are rounded back) and work on [N, H, W, C] batches under jit.
+
+References:
+  Simard, Steinkraus, Platt, "Best Practices for Convolutional Neural Networks Applied to Visual Document
+  Analysis", ICDAR 2003 (elastic distortion: a random displacement field smoothed by a Gaussian, scaled by alpha).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vision_jax.data.augment.registry import Op, pixel_op, register
+from vision_jax.errors import ConfigError
+
+
+def _like_input(result: jax.Array, images: jax.Array) -> jax.Array:
+  if jnp.issubdtype(images.dtype, jnp.integer):
+    info = jnp.iinfo(images.dtype)
+    return jnp.clip(jnp.round(result), info.min, info.max).astype(images.dtype)
+  return result.astype(images.dtype)
+
+
+def _chosen(rng: jax.Array, n: int, p: float) -> jax.Array:
+  return (jax.random.uniform(rng, (n,)) < p)[:, None, None, None]
+
+
+def gaussian_kernel(sigma: float) -> np.ndarray:
+  """Normalised 1-D Gaussian taps [2 * ceil(2 sigma) + 1]."""
+  radius = max(1, int(np.ceil(2 * sigma)))
+  taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+  return (taps / taps.sum()).astype(np.float32)
+
+
+def smoothing_matrix(size: int, sigma: float) -> np.ndarray:
+  """[size, size] matrix M with (M @ x)[i] = sum_j taps[j - i + radius] x[j]: the zero-padded 'same' convolution
+  of a length-`size` signal with `gaussian_kernel(sigma)` (symmetric, so correlation and convolution agree)."""
+  taps = gaussian_kernel(sigma)
+  radius = len(taps) // 2
+  offsets = np.arange(size)[None, :] - np.arange(size)[:, None] + radius  # [i, j] -> tap index
+  valid = (offsets >= 0) & (offsets < len(taps))
+  return np.where(valid, taps[np.clip(offsets, 0, len(taps) - 1)], 0.0).astype(np.float32)
+
+
+def smooth_fields(fields: jax.Array, sigma: float) -> jax.Array:
+  """Fields [..., H, W] convolved with a separable Gaussian of `sigma` pixels (`gaussian_kernel`), zero padded."""
+  rows = jnp.asarray(smoothing_matrix(fields.shape[-2], sigma))
+  cols = jnp.asarray(smoothing_matrix(fields.shape[-1], sigma))
+  return jnp.einsum("ij,...jk,lk->...il", rows, fields, cols, precision=jax.lax.Precision.HIGHEST)
+
+
+def displace(images: jax.Array, fields: jax.Array) -> jax.Array:
+  """Each output pixel (r, c) sampled bilinearly at (r + fields[:, 0, r, c], c + fields[:, 1, r, c]) of its image,
+  the image extended by zeros (interpolated into near the border, as scipy's map_coordinates mode grid-constant).
+
+  Args:
+    images: [N, H, W, C].
+    fields: [N, 2, H, W] row and column displacements in pixels.
+
+  Returns:
+    [N, H, W, C] float32.
+  """
+  height, width = images.shape[1:3]
+  rows, cols = jnp.meshgrid(jnp.arange(height, dtype=jnp.float32), jnp.arange(width, dtype=jnp.float32), indexing="ij")
+
+  def one(image, field):  # [H, W, C], [2, H, W]
+    coords = [rows + field[0], cols + field[1]]
+    return jnp.stack([jax.scipy.ndimage.map_coordinates(image[..., c], coords, order=1, mode="constant", cval=0.0)
+                      for c in range(image.shape[-1])], axis=-1)
+
+  return jax.vmap(one)(images.astype(jnp.float32), fields.astype(jnp.float32))
+
+
+def elastic_distortion(rng: jax.Array, images: jax.Array, alpha: float = 8.0, sigma: float = 3.0) -> jax.Array:
+  """Simard's elastic distortion: each image `displace`d by a field of uniform(-1, 1) noise smoothed by a Gaussian of
+  `sigma` pixels and scaled by `alpha` pixels.
+
+  Args:
+    rng: draws the displacement fields.
+    images: [N, H, W, C].
+    alpha: displacement scale in pixels.
+    sigma: smoothing of the field in pixels (larger: smoother, more global warps).
+
+  Returns:
+    [N, H, W, C] distorted images, the input's dtype.
+  """
+  n, height, width, _ = images.shape
+  noise = jax.random.uniform(rng, (n, 2, height, width), minval=-1.0, maxval=1.0)
+  return _like_input(displace(images, alpha * smooth_fields(noise, sigma)), images)
+
+
+def grey_morphology(images: jax.Array, dilate: bool) -> jax.Array:
+  """Grey dilation (max) or erosion (min) over the 3x3 cross (the pixel and its 4 neighbours); outside the image
+  counts as the pixel itself.
+
+  Args:
+    images: [N, H, W, C].
+    dilate: True for the maximum (thicker bright strokes), False for the minimum (thinner).
+
+  Returns:
+    [N, H, W, C], the input's dtype.
+  """
+  height, width = images.shape[1:3]
+  padded = jnp.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
+  shifted = jnp.stack([padded[:, 1 + dy:1 + dy + height, 1 + dx:1 + dx + width]
+                       for dy, dx in ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))])
+  return jnp.max(shifted, 0) if dilate else jnp.min(shifted, 0)
+
+
+def stroke_thickness(rng: jax.Array, images: jax.Array, p: float = 0.6) -> jax.Array:
+  """With probability `p` per image, thicker (grey dilation) or thinner (grey erosion) bright strokes, each half of
+  the time; the other images unchanged.
+
+  Args:
+    rng: draws the choices.
+    images: [N, H, W, C] bright strokes on a dark background.
+    p: the probability that an image changes.
+
+  Returns:
+    [N, H, W, C], the input's dtype.
+  """
+  k_apply, k_kind = jax.random.split(rng)
+  n = images.shape[0]
+  thicker = _chosen(k_kind, n, 0.5)
+  changed = jnp.where(thicker, grey_morphology(images, True), grey_morphology(images, False))
+  return jnp.where(_chosen(k_apply, n, p), changed, images)
+
+
+def _check_probability(op: str, p: float) -> None:
+  if not 0 <= p <= 1:
+    raise ConfigError(f"{op}(p={p}) needs a probability p in [0, 1]")
+
+
+@register("elastic")
+def elastic(alpha: float = 8.0, sigma: float = 3.0, p: float = 1.0) -> Op:
+  """`elastic_distortion` of each image with probability `p`."""
+  _check_probability("elastic", p)
+  if alpha < 0 or sigma <= 0:
+    raise ConfigError(f"elastic(alpha={alpha}, sigma={sigma}) needs alpha >= 0 and sigma > 0")
+
+  def fn(rng, images):
+    k_apply, k_field = jax.random.split(rng)
+    return jnp.where(_chosen(k_apply, images.shape[0], p), elastic_distortion(k_field, images, alpha, sigma), images)
+
+  return pixel_op(fn)
+
+
+@register("stroke")
+def stroke(p: float = 0.6) -> Op:
+  """`stroke_thickness` with probability `p` per image."""
+  _check_probability("stroke", p)
+  return pixel_op(lambda rng, images: stroke_thickness(rng, images, p))
