@@ -139,3 +139,30 @@ def test_soft_nms_matches_numpy(tv, method):
   np.testing.assert_array_equal(np.asarray(idx)[:n], want_i)
   np.testing.assert_allclose(np.asarray(out_scores)[:n], want_s, rtol=1e-5)
   assert np.all(np.asarray(idx)[n:] == -1)
+
+
+def _greedy_keep_numpy(boxes, valid, thr):
+  """Textbook greedy NMS in float64 over boxes already in score order: keep mask [N]."""
+  b = boxes.astype(np.float64)
+  area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+  keep = np.zeros(len(b), bool)
+  for i in np.flatnonzero(valid):
+    kept = np.flatnonzero(keep)
+    lt, rb = np.maximum(b[kept, :2], b[i, :2]), np.minimum(b[kept, 2:], b[i, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=1)
+    keep[i] = not np.any(inter / (area[kept] + area[i] - inter) > thr)
+  return keep
+
+
+def test_few_valid_boxes_among_many_tiles_stop_early_with_the_same_result():
+  """A score threshold that few boxes pass (the R-CNN case): the tiles after the last valid box are skipped, and the
+  keep mask still equals greedy NMS (max_output_size never reached, so only the valid-tile exit ends the loop)."""
+  rng = np.random.default_rng(3)
+  n, n_valid = 4096, 40
+  xy = rng.uniform(0, 100, (n, 2))
+  boxes = np.concatenate([xy, xy + rng.uniform(5, 30, (n, 2))], 1).astype(np.float32)
+  valid = np.zeros(n, bool)
+  valid[rng.choice(n // 2, n_valid, replace=False)] = True  # scattered over the first half's tiles
+  keep = np.asarray(jax.jit(lambda b, v: nms_keep_reference(b, jnp.zeros(n, jnp.int32), v, 0.5, 100, tile=64))(
+      jnp.asarray(boxes), jnp.asarray(valid)))
+  np.testing.assert_array_equal(keep, _greedy_keep_numpy(boxes, valid, 0.5))

@@ -74,7 +74,7 @@ def nms_keep_reference(boxes: jax.Array, classes: jax.Array, valid: jax.Array, i
   """Greedy NMS on score-sorted boxes: `[N, 4]`, `[N]`, `[N]` -> keep mask `[N]` (tiled jnp reference).
 
   Only boxes of the same class suppress each other. Tiles after the one in which `max_output_size` boxes
-  have been kept are not processed (their keep entries are False).
+  have been kept, and tiles after the last valid box, are not processed (their keep entries are False).
   """
   n = boxes.shape[0]
   tile = min(tile, max(8, int(next_pow2(n))))
@@ -105,8 +105,11 @@ def nms_keep_reference(boxes: jax.Array, classes: jax.Array, valid: jax.Array, i
     _, alive = jax.lax.while_loop(lambda s: jnp.any(s[0] != s[1]), fix_body, (~alive0, alive0))
     return k + 1, keep.at[k].set(alive), count + jnp.sum(alive, dtype=jnp.int32)  # int32 under x64 too
 
+  # Tiles after the last one holding a valid box keep nothing: stop there (few boxes pass a score threshold, and
+  # the loop would otherwise scan every tile of e.g. 90,000 candidates, as the max_output_size exit never fires).
+  used = jnp.max(jnp.where(jnp.any(v, axis=1), jnp.arange(1, nb + 1, dtype=jnp.int32), 0))
   init = (jnp.int32(0), jnp.zeros((nb, tile), bool), jnp.int32(0))
-  _, keep, _ = jax.lax.while_loop(lambda s: (s[0] < nb) & (s[2] < max_output_size), do_tile, init)
+  _, keep, _ = jax.lax.while_loop(lambda s: (s[0] < used) & (s[2] < max_output_size), do_tile, init)
   return keep.reshape(-1)[:n]
 
 
