@@ -35,7 +35,8 @@ _PEERS = flags.DEFINE_list("peers", ["torch", "keras"], "peer frameworks to run 
 _UNTUNED = flags.DEFINE_bool("compare_untuned", False, "also run ours without vision_jax.backends.cpu.rewrites fixes")
 _PIPELINE = flags.DEFINE_bool("pipeline", True, "measure the input pipeline on the embedded digits")
 _OPS = flags.DEFINE_bool("ops", True, "time NMS and RoIAlign (vision_jax.bench.ops)")
-_FAMILIES = flags.DEFINE_list("families", None, "task-family rows (vision_jax.bench.families; default: all)")
+_FAMILIES = flags.DEFINE_list("families", None,
+                              "task-family rows (vision_jax.bench.families; default: all but OPT_IN_FAMILIES)")
 _JSON = flags.DEFINE_string("json", "bench_results.json", "where to write all figures")
 
 

@@ -78,10 +78,7 @@ def roi_head_targets(proposals: jax.Array, proposal_valid: jax.Array, gt_boxes: 
   labels = jnp.where(matches == NEGATIVE, 0, jnp.where(matches == IGNORE, -1, jnp.asarray(gt_labels)[matched]))
   labels = jnp.where(valid, labels, -1).astype(jnp.int32)
   n = candidates.shape[0]
-  # Ignored padding up to S candidates: balanced_sample's random path needs at least S entries.
-  padded = jnp.pad(labels, (0, max(0, batch_size_per_image - n)), constant_values=-1)
-  pos, neg = balanced_sample(padded, batch_size_per_image, positive_fraction, permutation_pos, permutation_neg, key)
-  pos, neg = pos[:n], neg[:n]
+  pos, neg = balanced_sample(labels, batch_size_per_image, positive_fraction, permutation_pos, permutation_neg, key)
   (rows,) = jnp.nonzero(pos | neg, size=batch_size_per_image, fill_value=n)
   sampled = rows < n
   rows = jnp.minimum(rows, n - 1)

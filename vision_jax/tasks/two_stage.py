@@ -280,7 +280,3 @@ class TwoStageTask(detection.DetectionTask):
     if "picture_pred_masks" in metrics:
       paths.append(two_stage_masks.write_mask_grid(workdir, metrics, self.class_names, summary))
     return paths
-
-  def predict(self, state: TrainState, paths) -> list[str]:
-    """Detections (and masks) on image files: a picture per file and one COCO-format detections.json."""
-    return two_stage_masks.predict_files(self, state, paths)

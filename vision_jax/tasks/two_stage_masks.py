@@ -1,8 +1,7 @@
-"""Mask R-CNN's side of the `two_stage` task: gathering bit-packed masks, mask AP, eval_masks.png, and
-`--mode=predict` (pictures with boxes and masks, COCO JSON with RLE masks).
+"""Mask R-CNN's side of the `two_stage` task: gathering bit-packed masks, mask AP and eval_masks.png.
 
-Mask AP comes from `vision_jax.evaluation.detection_masks.coco_mask_evaluate` and the COCO result records (RLE
-`segmentation` with masks) from `vision_jax.evaluation.coco_results`.
+Mask AP comes from `vision_jax.evaluation.detection_masks.coco_mask_evaluate`; predict is the detection task's
+(`detection.predict_files`: its COCO records carry RLE `segmentation`s when the detections have masks).
 """
 
 from __future__ import annotations
@@ -10,14 +9,10 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping, Sequence
 
-import jax
 import numpy as np
-from PIL import Image
 
-from vision_jax.evaluation.coco_results import coco_results, write_coco_results
 from vision_jax.evaluation.detection_masks import coco_mask_evaluate
 from vision_jax.tasks import detection
-from vision_jax.tasks.classification_eval import read_image
 
 MASK_KEYS = ("pred_mask_bits", "truth_mask_bits")
 
@@ -85,52 +80,3 @@ def write_mask_grid(workdir: str, metrics: Mapping[str, Any], class_names: Seque
   summary["eval_masks_png"] = path
   return path
 
-
-def _records(index: int, path: str, found: Mapping[str, np.ndarray], scale: np.ndarray,
-             original_size: tuple[int, int], class_names: Sequence[str]) -> list[dict[str, Any]]:
-  """COCO result records of one image's detections, boxes scaled to the original image (RLE masks if any)."""
-  valid = found["pred_valid"].astype(bool)
-  boxes, scores, labels = found["pred_boxes"][valid] * scale, found["pred_scores"][valid], found["pred_labels"][valid]
-  masks = None
-  if "pred_masks" in found:  # nearest resize to the original (W, H)
-    masks = np.zeros((0, original_size[1], original_size[0]), bool)
-    if valid.any():
-      masks = np.stack([np.asarray(Image.fromarray(m.astype(np.uint8)).resize(original_size, Image.NEAREST), bool)
-                        for m in found["pred_masks"][valid]])
-  records = coco_results([index], [boxes], [scores], [labels], masks=None if masks is None else [masks])
-  for record in records:
-    record.update(file_name=os.path.basename(path), category=class_names[int(record["category_id"])])
-  return records
-
-
-def predict_files(task: Any, state: Any, paths: Sequence[str]) -> list[str]:
-  """`--mode=predict` of a `TwoStageTask`: `<image>.detections.png` per file and one detections.json."""
-  from vision_jax.plots import annotations  # pylint: disable=import-outside-toplevel
-  height, width = task.image_size
-  channels = int(task.input_shape[-1])
-  run = jax.jit(lambda v, x: task.detect(v, task.input_ops(jax.random.PRNGKey(0), x, False))[1])
-  lines, records = [], []
-  out_dir = str(task.cfg.predict_dir)
-  for index, path in enumerate(paths):
-    with Image.open(path) as original:
-      original_size = original.size  # (W, H)
-    image = read_image(path, (height, width, channels))
-    found = {k: np.asarray(v[0]) for k, v in jax.device_get(run(state.variables("model"), image[None])).items()}
-    scale = np.array([original_size[0] / width, original_size[1] / height] * 2, np.float32)
-    records += _records(index, path, found, scale, original_size, task.class_names)
-    where = out_dir or os.path.dirname(os.path.abspath(path))
-    os.makedirs(where, exist_ok=True)
-    picture = os.path.join(where, os.path.splitext(os.path.basename(path))[0] + ".detections.png")
-    valid = found["pred_valid"].astype(bool)
-    cell = task._prediction_cell(image, found["pred_boxes"], found["pred_scores"], found["pred_labels"], valid,
-                                 os.path.basename(path))
-    if "pred_masks" in found:
-      keep = valid & (found["pred_scores"] >= detection.PICTURE_SCORE)
-      cell["instance_masks"] = found["pred_masks"][keep]
-    annotations.plot_annotated_grid([cell], picture, cols=1, cell_inches=4.0)
-    lines.append(f"{path}: {int(valid.sum())} detections; wrote {picture}")
-  where = out_dir or os.path.dirname(os.path.abspath(paths[0]))
-  json_path = os.path.join(where, "detections.json")
-  write_coco_results(json_path, records)
-  lines[-1] += f"; {json_path}"
-  return lines

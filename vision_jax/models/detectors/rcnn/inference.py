@@ -88,8 +88,14 @@ def detect(model: RCNN, variables: Any, images: jax.Array, image_sizes: jax.Arra
   Returns:
     {"boxes" [N, D, 4] (in the resized images' pixels), "scores" [N, D], "labels" [N, D] (-1 padding),
      "count" [N], "proposals" [N, P, 4], "proposal_valid" [N, P], and with masks "mask_probs" [N, D, 28, 28]}.
+
+  Float64 images under `jax.enable_x64(True)` stay float64: with a float64 `model` and variables the networks run
+  in float64 (the box operations keep their float32 steps); anything else is cast to float32.
   """
-  return _detect(model, variables, jnp.asarray(images, jnp.float32), jnp.asarray(image_sizes, jnp.int32), config)
+  images = jnp.asarray(images)
+  if images.dtype != jnp.float64:
+    images = images.astype(jnp.float32)
+  return _detect(model, variables, images, jnp.asarray(image_sizes, jnp.int32), config)
 
 
 def detect_images(model: RCNN, variables: Any, images: Sequence[np.ndarray], min_size: int = 800,
