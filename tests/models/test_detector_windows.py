@@ -57,3 +57,35 @@ def test_localization_net_outputs():
   assert np.all(out["boxes"][:, 2:] >= out["boxes"][:, :2])
   # Raw zeros decode to the centred half-size box.
   np.testing.assert_allclose(loc_model.decode_boxes(jnp.zeros((1, 4))), [[0.25, 0.25, 0.75, 0.75]])
+
+
+def test_crop_squares_hand_values():
+  rows, cols = np.mgrid[0:64, 0:64].astype(np.float32)
+  images = jnp.asarray((cols + 100 * rows)[None, :, :, None])  # linear, so bilinear samples are exact
+  box = jnp.array([[20.0, 24.0, 30.0, 40.0]]) / 64  # longer side 16 px, centre (25, 32)
+  crops = np.asarray(loc_model.crop_squares(images, box, size=10, margin=1.25))[0, :, :, 0]
+  # Square [15, 22, 35, 42] (side 20), 10 bins of 2 px; aligned RoIAlign averages samples around bin centres
+  # (start - 0.5 + (k + 0.5) * 2) in pixel-index coordinates.
+  centres = np.arange(10) * 2 + 1.0 - 0.5
+  np.testing.assert_allclose(crops, (15 + centres)[None, :] + 100 * (22 + centres)[:, None], rtol=1e-5)
+
+
+def test_crop_classifier_reads_the_given_boxes_without_box_gradient():
+  model = loc_model.build("conv4", num_classes=3, feature_dim=8, backbone_config={"kwargs": {"widths": (4,)}},
+                          crop_model="conv4", crop_kwargs={"widths": (4,)}, crop_size=4)
+  images = jax.random.normal(jax.random.PRNGKey(0), (2, 16, 16, 1))
+  variables = model.init(jax.random.PRNGKey(1), images)
+  assert "class_head" not in variables["params"] and "crop_classifier" in variables["params"]
+  given = jnp.array([[0.1, 0.1, 0.5, 0.6], [0.4, 0.3, 0.9, 0.8]])
+
+  @jax.jit
+  def run(variables):
+    logits_sum = lambda p: jnp.sum(model.apply({**variables, "params": p}, images)["logits"])
+    return model.apply(variables, images), model.apply(variables, images, given), jax.grad(logits_sum)(
+        variables["params"])
+
+  predicted, chosen, grads = jax.device_get(run(variables))
+  np.testing.assert_allclose(chosen["boxes"], predicted["boxes"])  # the box head ignores the crop boxes
+  assert not np.allclose(chosen["logits"], predicted["logits"])
+  # Logits from predicted-box crops carry no gradient into the box head (the crop boxes are stopped).
+  assert np.all(grads["box_head"]["kernel"] == 0) and np.any(grads["crop_classifier"]["head"]["kernel"] != 0)

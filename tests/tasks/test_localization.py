@@ -77,7 +77,7 @@ def _numpy_iou(a, b):
 def test_sliding_window_training_targets():
   features = {"image": Feature("image", (96, 96, 1), "uint8"), **object_features(3, 10, digit_scenes.CLASS_NAMES)}
   spec = make_spec("digit_scenes", "train", 4, features)
-  config = in_process.load_config("configs/sliding_window_digits.py:smoke")
+  config = in_process.load_config("configs/sliding_window_digits.py:smoke,hard=0.5")
   task = sliding_window.SlidingWindowTask(config, spec)
   boxes = np.array([[[10, 10, 26, 40], [50, 40, 90, 70], [0, 0, 0, 0]],
                     [[30, 20, 50, 44], [0, 0, 0, 0], [0, 0, 0, 0]]], np.float32)
@@ -100,4 +100,24 @@ def test_sliding_window_training_targets():
         assert out["labels"][n, s] == 10 and out["weights"][n, s] == 1
       else:
         assert out["weights"][n, s] == 0
-  assert out["positive"][:, :8].mean() > 0.5  # the first half of the windows is drawn around objects
+  assert out["positive"][:, :4].mean() > 0.5  # the first windows are drawn close around objects
+  # Image 1 has one object: its close windows (0-3) and hard windows (4-7, hard_fraction 0.5 of the config) stray
+  # from its ideal window (centre (40, 32), side 30) by at most 0.12 / 0.48 of their side and exp(0.15 / 0.6) in side.
+  windows = out["windows"][1, :8].astype(np.float64)
+  side = windows[:, 2] - windows[:, 0]
+  offset = np.abs((windows[:, :2] + windows[:, 2:]) / 2 - [40.0, 32.0]).max(1) / side
+  log_scale = np.abs(np.log(side / 30.0))
+  assert np.all(offset[:4] <= 0.12 + 1e-5) and np.all(log_scale[:4] <= 0.15 + 1e-5)
+  assert np.all(offset[4:] <= 0.48 + 1e-5) and np.all(log_scale[4:] <= 0.6 + 1e-5)
+  assert np.any(offset[4:] > 0.12) or np.any(log_scale[4:] > 0.15)
+
+
+def test_crop_jitter_moves_and_scales_boxes_within_bounds():
+  task = _localization_task()
+  boxes = np.tile(np.array([[0.2, 0.3, 0.4, 0.7]], np.float32), (500, 1))  # w 0.2, h 0.4: longer 0.4
+  moved = np.asarray(task.jittered_boxes(jax.random.PRNGKey(0), jnp.asarray(boxes)))
+  shift = (moved[:, :2] + moved[:, 2:]) / 2 - np.array([0.3, 0.5])
+  scale = (moved[:, 2:] - moved[:, :2]) / np.array([0.2, 0.4])
+  assert np.all(np.abs(shift) <= 0.1 * 0.4 + 1e-6) and np.abs(shift).max() > 0.9 * 0.04
+  np.testing.assert_allclose(scale[:, 0], scale[:, 1], rtol=1e-5)  # one factor: the aspect ratio is kept
+  assert np.exp(-0.1) - 1e-5 <= scale.min() < 0.92 and 1.08 < scale.max() <= np.exp(0.1) + 1e-5

@@ -1,7 +1,8 @@
 """Bench row of the localisation / sliding-window family.
 
-Train step: the localisation network of `configs/localization_digits.py:keypoints` (zoo `simple_cnn` trunk with
-widths (16, 32), FC-256, feature width 256, no dropout; class, box and 4-keypoint heads) on a batch of 32 64x64x1
+Train step: the localisation network of `configs/localization_digits.py:keypoints,model=simple_cnn,crop=` (zoo
+`simple_cnn` trunk with widths (16, 32), FC-256, feature width 256, no dropout; class, box and 4-keypoint heads on
+the trunk's features, not the config's default crop classifier) on a batch of 32 64x64x1
 images, loss CE + smooth-L1 (beta 0.02) of the sigmoid-decoded box + smooth-L1 of the keypoints, Adam 1e-3; ours
 (JAX) beside the same network and loss written by hand in PyTorch (`_torch_net`).
 

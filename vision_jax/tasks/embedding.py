@@ -50,7 +50,8 @@ A config selects it with `task = "embedding"`; `config.model` names any zoo clas
 With `train.grad_accum_steps = k` the losses mine inside each of the k micro-batches (contrastive pairs need k = 1).
 
 Metrics: training `loss`, `positive_distance`, `negative_distance` (batch means of same-class and
-different-class pair distances), for batch_all `active_triplets`, for prototypical `episode_accuracy`; evaluation: `evaluation.embedding`.
+different-class pair distances), for batch_all `active_triplets`, for prototypical `episode_accuracy`; evaluation:
+`evaluation.embedding`.
 Reports: embedding_pca.png and hardest_pairs.png.
 """
 

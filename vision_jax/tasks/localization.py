@@ -6,8 +6,12 @@ first row is the object) and, for landmarks, `keypoints` [K, 3] (e.g. `digit_loc
   * `keypoints` (bool): add the keypoint head and its losses and metrics;
   * `box_loss`: "smooth_l1", "giou" or "smooth_l1+giou"; `box_weight`, `giou_weight`, `beta` (smooth-L1 beta in
     normalised units);
-  * `keypoint_weight`, `visibility_weight`; `feature_dim` (backbone output width); `pictures` (cells of
-    localization.png).
+  * `keypoint_weight`, `visibility_weight`; `label_smoothing` (of the class cross-entropy); `feature_dim` (backbone
+    output width); `pictures` (cells of localization.png);
+  * `crop_model` (a zoo classifier name, "" for a linear class head on the backbone's features), `crop_kwargs`
+    (its constructor arguments), `crop_size`, `crop_margin` and `crop_jitter`: the class is read from a square
+    crop around the box; training crops around the true box moved by up to `crop_jitter` x its longer side and
+    rescaled by up to exp(+-crop_jitter), evaluation and predict crops around the predicted box.
 The model is `vision_jax.models.detectors.localization.LocalizationNet` on the zoo classifier `model.name`.
 Augmentation (`input.augment`) moves the box and the keypoints with the pixels; a left-right flip swaps the
 keypoints of the feature's `flip_pairs`.
@@ -127,6 +131,7 @@ class LocalizationTask(base.Task):
     self.weights = {k: float(settings.get(k, d)) for k, d in (("box_weight", 5.0), ("giou_weight", 1.0),
                                                               ("keypoint_weight", 5.0), ("visibility_weight", 0.1))}
     self.beta = float(settings.get("beta", 0.02))
+    self.label_smoothing = float(settings.get("label_smoothing", 0.0))
     self.num_pictures = int(settings.get("pictures", 16))
     features = spec.features.get("keypoints")
     self.num_keypoints = int(spec.extra_features["keypoints"][0]) if self.use_keypoints else 0
@@ -138,8 +143,12 @@ class LocalizationTask(base.Task):
     self.augment = augment.build(config.input.augment, float(config.input.get("min_visible", 0.0)))
     self.normalize = augment.build(config.input.normalize)
     self.input_shape = base.InputOps(config.input).output_shape(spec.image_shape)
+    self.crop_jitter = float(settings.get("crop_jitter", 0.1))
+    self.crop_model = str(settings.get("crop_model", ""))
     self.model = loc_model.build(config.model.name, self.num_classes, self.num_keypoints,
-                                 int(settings.get("feature_dim", 256)), config.model, **base.compute_dtype(config))
+                                 int(settings.get("feature_dim", 256)), config.model, crop_model=self.crop_model,
+                                 crop_kwargs=settings.get("crop_kwargs"), crop_size=int(settings.get("crop_size", 32)),
+                                 crop_margin=float(settings.get("crop_margin", 1.3)), **base.compute_dtype(config))
 
   def networks(self):
     return {"model": self.model}
@@ -181,7 +190,7 @@ class LocalizationTask(base.Task):
     """Per-example losses [N]: loss, class_loss, box_loss (and keypoint_loss, visibility_loss)."""
     scale = self._scale()
     target_box = prepared["box"] / jnp.tile(scale, 2)
-    parts = {"class_loss": cross_entropy(outputs["logits"], prepared["label"])}
+    parts = {"class_loss": cross_entropy(outputs["logits"], prepared["label"], self.label_smoothing)}
     box = jnp.zeros_like(parts["class_loss"])
     if "smooth_l1" in self.box_loss:
       box += self.weights["box_weight"] * loc_losses.box_smooth_l1(outputs["boxes"], target_box, self.beta)
@@ -224,6 +233,17 @@ class LocalizationTask(base.Task):
                   with_keypoints=jnp.sum(counted))
     return sums
 
+  def jittered_boxes(self, rng: jax.Array, boxes: jax.Array) -> jax.Array:
+    """Training boxes of the crop classifier: boxes [N, 4] (normalised xyxy) with the centre moved by up to
+    `crop_jitter` x the box's longer side and both sides scaled by one factor in exp(+-crop_jitter)."""
+    shift_key, scale_key = jax.random.split(rng)
+    jitter = self.crop_jitter
+    centre, size = (boxes[:, :2] + boxes[:, 2:]) / 2, boxes[:, 2:] - boxes[:, :2]
+    longer = jnp.max(size, -1, keepdims=True)
+    centre += jax.random.uniform(shift_key, centre.shape, minval=-jitter, maxval=jitter) * longer
+    size *= jnp.exp(jax.random.uniform(scale_key, (len(boxes), 1), minval=-jitter, maxval=jitter))
+    return jnp.concatenate([centre - size / 2, centre + size / 2], -1)
+
   # --- Steps ------------------------------------------------------------------------------------------------------
   def train_step(self, state: TrainState, batch: dict[str, jax.Array], txs):
     """One update of "model" on the batch mean of `losses`; metrics as in `metric_names` (NME too)."""
@@ -234,7 +254,10 @@ class LocalizationTask(base.Task):
       losses = self.losses(outputs, micro)
       return jnp.mean(losses["loss"]), (outputs, losses)
 
-    micro = {"inputs": (prepared["image"],), **{k: v for k, v in prepared.items() if k != "image"}}
+    inputs = (prepared["image"],)
+    if self.crop_model:
+      inputs += (self.jittered_boxes(jax.random.fold_in(step_rng, 2), prepared["box"] / jnp.tile(self._scale(), 2)),)
+    micro = {"inputs": inputs, **{k: v for k, v in prepared.items() if k != "image"}}
     state, (outputs, losses) = base.supervised_update(state, txs, self.model, micro, loss_of,
                                                       jax.random.fold_in(step_rng, 1),
                                                       int(self.config.train.grad_accum_steps), self.config.train.remat)

@@ -4,6 +4,9 @@ scenes (`digit_scenes`), run over every window position at several scales throug
 Training (per image, `sliding_window.crops_per_image` square windows, half around a random true object, half
 anywhere): a window's target is the object whose ideal window (the square of side `margin` x the object's longer
 side, centred on it) it overlaps with IoU >= `positive_iou`; background below `negative_iou`; ignored between.
+Of the windows around objects, the fraction `hard_fraction` strays four times as far (centre up to 0.48 x the
+side away, side scaled by up to exp(+-0.6)): mostly windows on part of a digit or beside it, which are
+background or box-regression examples the close windows and the free ones rarely give.
 Windows are cut with RoIAlign (aligned, adaptive sampling) to 28x28 crops. Loss: cross-entropy over the digit
 classes plus background, plus `box_weight` x smooth-L1 of the box code (`models.detectors.sliding_window`) on
 object windows.
@@ -39,9 +42,10 @@ from vision_jax.tasks import base
 from vision_jax.tasks.localization import FirstRowsEvaluator, eval_mode_with_pictures
 from vision_jax.train_lib.state import TrainState
 
-DEFAULTS = {"crops_per_image": 16, "window_sides": "20,28,40,56", "margin": 1.25, "positive_iou": 0.5,
-            "negative_iou": 0.3, "box_weight": 1.0, "score_threshold": 0.05, "nms_iou": 0.45, "class_aware": False,
-            "pre_nms": 300, "max_detections": 20, "pictures": 8}
+HARD_SPREAD = 4.0  # jitter of the hard windows around objects, in multiples of the close windows' jitter
+DEFAULTS = {"crops_per_image": 16, "hard_fraction": 0.0, "window_sides": "20,28,40,56", "margin": 1.25,
+            "positive_iou": 0.5, "negative_iou": 0.3, "box_weight": 1.0, "score_threshold": 0.05, "nms_iou": 0.45,
+            "class_aware": False, "pre_nms": 300, "max_detections": 20, "pictures": 8}
 DETECTION_KEYS = ("pred_boxes", "pred_scores", "pred_labels", "pred_valid")
 
 
@@ -102,13 +106,17 @@ class SlidingWindowTask(base.Task):
     ideal = ideal_windows(boxes, self.settings["margin"])
     count = self.settings["crops_per_image"]
     half = count // 2
+    hard = int(round(half * self.settings["hard_fraction"]))
     keys = jax.random.split(rng, 6)
     pick = jax.random.categorical(keys[0], jnp.where(valid, 0.0, -1e9), shape=(half, n)).T  # [N, half]
     around = jnp.take_along_axis(ideal, pick[..., None], 1)
-    side = (around[..., 2] - around[..., 0]) * jnp.exp(jax.random.uniform(keys[1], (n, half), minval=-0.15,
-                                                                          maxval=0.15))
-    centre = (around[..., :2] + around[..., 2:]) / 2 + jax.random.uniform(keys[2], (n, half, 2), minval=-0.12,
-                                                                           maxval=0.12) * side[..., None]
+    # The first half - hard windows sit close to the ideal window; the hard ones stray further (partial digits,
+    # neighbours, too large or small), the windows that otherwise turn into confident false positives.
+    spread = jnp.where(jnp.arange(half) < half - hard, 1.0, HARD_SPREAD)
+    side = (around[..., 2] - around[..., 0]) * jnp.exp(spread * jax.random.uniform(keys[1], (n, half), minval=-0.15,
+                                                                                   maxval=0.15))
+    centre = (around[..., :2] + around[..., 2:]) / 2 + (spread[:, None] * jax.random.uniform(
+        keys[2], (n, half, 2), minval=-0.12, maxval=0.12)) * side[..., None]
     height, width = self.input_shape[:2]
     rest = count - half
     low, high = min(self.sides), max(self.sides) * 1.1
