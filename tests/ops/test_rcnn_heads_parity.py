@@ -1,6 +1,6 @@
 """R-CNN head ops against torchvision 0.29.1 on random inputs (fixtures made by
 tests/fixtures/rcnn_heads/make_fixtures.py): level mapping, multi-scale RoIAlign, detection postprocessing, mask
-targets, mask pasting, and the Fast/Mask R-CNN losses."""
+targets, mask pasting, and the Fast/Mask R-CNN losses. Max differences are printed (run with -s to see them)."""
 
 import importlib
 import os
@@ -25,6 +25,13 @@ maskrcnn_loss = jax.jit(rcnn_heads.maskrcnn_loss)
 FIXTURE = os.path.join(os.path.dirname(__file__), os.pardir, "fixtures", "rcnn_heads", "components.npz")
 
 
+def _close(name, ours, expected, **tolerance):
+  """assert_allclose that also prints the max absolute difference (the figure issue 16 asks for)."""
+  ours, expected = np.asarray(ours, np.float64), np.asarray(expected, np.float64)
+  print(f"[rcnn_heads parity] {name}: max |diff| = {np.max(np.abs(ours - expected)):.3g}")
+  np.testing.assert_allclose(ours, expected, **tolerance)
+
+
 @pytest.fixture(scope="module")
 def fx():
   with np.load(FIXTURE, allow_pickle=False) as f:
@@ -42,7 +49,7 @@ def test_multiscale_roi_align_matches_torchvision(fx):
   boxes = fx["msroi_boxes"]
   out, _ = roi_align_lib.multilevel_roi_align(feats, jnp.asarray(boxes.reshape(-1, 4)),
                                               jnp.repeat(jnp.arange(2), boxes.shape[1]), 7)
-  np.testing.assert_allclose(np.asarray(out).transpose(0, 3, 1, 2), fx["msroi_out"], atol=2e-5)
+  _close("multi-scale RoIAlign", np.asarray(out).transpose(0, 3, 1, 2), fx["msroi_out"], atol=2e-5)
 
 
 @pytest.mark.parametrize("image", [0, 1])
@@ -55,8 +62,8 @@ def test_postprocess_detections_matches_torchvision(fx, image):
   n = int(dets.count)
   assert n == len(fx[f"post_labels_{image}"])
   np.testing.assert_array_equal(np.asarray(dets.labels[:n]), fx[f"post_labels_{image}"])
-  np.testing.assert_allclose(np.asarray(dets.boxes[:n]), fx[f"post_boxes_{image}"], atol=1e-4)
-  np.testing.assert_allclose(np.asarray(dets.scores[:n]), fx[f"post_scores_{image}"], atol=1e-6)
+  _close(f"postprocess boxes {image}", dets.boxes[:n], fx[f"post_boxes_{image}"], atol=1e-4)
+  _close(f"postprocess scores {image}", dets.scores[:n], fx[f"post_scores_{image}"], atol=1e-6)
   assert np.all(np.asarray(dets.labels[n:]) == -1) and np.all(np.asarray(dets.scores[n:]) == 0)
   if image == 1:
     assert n < 100  # the padded case is exercised
@@ -75,12 +82,12 @@ def test_postprocess_never_detects_invalid_proposals(fx):
 def test_project_masks_on_boxes_matches_torchvision(fx):
   out = project_masks_on_boxes(jnp.asarray(fx["proj_masks"]), jnp.asarray(fx["proj_boxes"]),
                                jnp.asarray(fx["proj_matched"]), 28)
-  np.testing.assert_allclose(np.asarray(out), fx["proj_out"], atol=2e-5)
+  _close("mask targets", out, fx["proj_out"], atol=2e-5)
 
 
 def test_paste_masks_in_image_matches_torchvision(fx):
   out = paste_masks_in_image(jnp.asarray(fx["paste_masks"]), jnp.asarray(fx["paste_boxes"]), (50, 60))
-  np.testing.assert_allclose(np.asarray(out), fx["paste_out"], atol=2e-6)
+  _close("mask pasting", out, fx["paste_out"], atol=2e-6)
   assert np.any(fx["paste_out"][0] > 0) and np.any(fx["paste_out"][1] > 0)  # boxes crossing the borders
 
 
@@ -94,7 +101,7 @@ def test_fastrcnn_loss_matches_torchvision_and_ignores_padding(fx):
   n = labels.size
   cls, box = fastrcnn_loss(jnp.asarray(fx["frc_logits"]), jnp.asarray(fx["frc_regression"]),
                            jnp.asarray(labels.reshape(-1)), jnp.asarray(targets.reshape(-1, 4)))
-  np.testing.assert_allclose([float(cls), float(box)], fx["frc_loss"], rtol=1e-5)
+  _close("fastrcnn_loss (class, box)", [float(cls), float(box)], fx["frc_loss"], rtol=1e-5)
   # The same rows plus 5 padded (unsampled) rows with a positive label: same losses.
   pad = lambda a, v: np.concatenate([a, np.full((5, *a.shape[1:]), v, a.dtype)])
   cls2, box2 = fastrcnn_loss(jnp.asarray(pad(fx["frc_logits"], 3.0)), jnp.asarray(pad(fx["frc_regression"], 1.0)),
@@ -114,7 +121,7 @@ def test_maskrcnn_loss_matches_torchvision_and_ignores_padding(fx):
   positive = np.arange(k + 2)[None, :].repeat(n, 0) < k
   loss = maskrcnn_loss(jnp.asarray(logits), jnp.asarray(proposals), jnp.asarray(fx["mrc_gt_masks"]),
                        jnp.asarray(fx["mrc_gt_labels"]), jnp.asarray(matched), jnp.asarray(positive))
-  np.testing.assert_allclose(float(loss), float(fx["mrc_loss"]), rtol=1e-5)
+  _close("maskrcnn_loss", float(loss), float(fx["mrc_loss"]), rtol=1e-5)
 
 
 def test_roi_head_targets_replay_torchvisions_sampling(fx):
@@ -136,7 +143,7 @@ def test_roi_head_targets_replay_torchvisions_sampling(fx):
     np.testing.assert_array_equal(np.asarray(out.matched_idxs[i, :n]), fx[f"sel_out_matched_{i}"])
   # torchvision's targets of an image without ground truth are -inf (regressing onto a zero box; never used).
   n = len(fx["sel_out_labels_0"])
-  np.testing.assert_allclose(np.asarray(out.regression_targets[0, :n]), fx["sel_out_targets_0"], atol=1e-5)
+  _close("roi_head_targets regression targets", out.regression_targets[0, :n], fx["sel_out_targets_0"], atol=1e-5)
   assert np.all(np.isfinite(np.asarray(out.regression_targets)))
 
 
