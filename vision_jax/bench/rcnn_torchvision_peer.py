@@ -110,4 +110,4 @@ def timings(steps: int, setting: rcnn.Setting = rcnn.SMALL, warmup: int = 3) -> 
 if __name__ == "__main__":
   import torchvision  # pylint: disable=import-outside-toplevel
   count = sum(p.numel() for p in small_fpn_model().parameters())
-  rcnn.cli(f"torchvision {torchvision.__version__} FasterRCNN (small: {count:,} parameters)", "torch")
+  rcnn.cli(f"torchvision {torchvision.__version__} FasterRCNN (the small model has {count:,} parameters)", "torch")
