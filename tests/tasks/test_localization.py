@@ -4,6 +4,7 @@ training windows' targets (NumPy references); the loop parts run in tests/tasks/
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from tests.tasks import in_process
 from vision_jax.data import digit_localization, digit_scenes
@@ -74,10 +75,12 @@ def _numpy_iou(a, b):
   return inter / (np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2]) - inter)
 
 
-def test_sliding_window_training_targets():
+@pytest.mark.parametrize("negative_iou", [0.3, 0.5])  # an ignored band 0.3-0.5; none (the config's default)
+def test_sliding_window_training_targets(negative_iou):
   features = {"image": Feature("image", (96, 96, 1), "uint8"), **object_features(3, 10, digit_scenes.CLASS_NAMES)}
   spec = make_spec("digit_scenes", "train", 4, features)
   config = in_process.load_config("configs/sliding_window_digits.py:smoke,hard=0.5")
+  config.sliding_window.negative_iou = negative_iou
   task = sliding_window.SlidingWindowTask(config, spec)
   boxes = np.array([[[10, 10, 26, 40], [50, 40, 90, 70], [0, 0, 0, 0]],
                     [[30, 20, 50, 44], [0, 0, 0, 0], [0, 0, 0, 0]]], np.float32)
@@ -96,7 +99,7 @@ def test_sliding_window_training_targets():
       best = int(np.argmax(ious))
       if ious[best] >= 0.5:
         assert out["labels"][n, s] == batch["box_labels"][n, best] and out["weights"][n, s] == 1
-      elif ious[best] < 0.3:
+      elif ious[best] < negative_iou:
         assert out["labels"][n, s] == 10 and out["weights"][n, s] == 1
       else:
         assert out["weights"][n, s] == 0
