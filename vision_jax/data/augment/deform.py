@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vision_jax.data.augment.registry import Op, pixel_op, register
+from vision_jax.data.augment.warp import sample_image
 from vision_jax.errors import ConfigError
 
 
@@ -70,9 +71,7 @@ def displace(images: jax.Array, fields: jax.Array) -> jax.Array:
   rows, cols = jnp.meshgrid(jnp.arange(height, dtype=jnp.float32), jnp.arange(width, dtype=jnp.float32), indexing="ij")
 
   def one(image, field):  # [H, W, C], [2, H, W]
-    coords = [rows + field[0], cols + field[1]]
-    return jnp.stack([jax.scipy.ndimage.map_coordinates(image[..., c], coords, order=1, mode="constant", cval=0.0)
-                      for c in range(image.shape[-1])], axis=-1)
+    return sample_image(image, rows + field[0], cols + field[1], order=1, fill=0.0)
 
   return jax.vmap(one)(images.astype(jnp.float32), fields.astype(jnp.float32))
 
