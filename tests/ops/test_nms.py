@@ -165,4 +165,13 @@ def test_few_valid_boxes_among_many_tiles_stop_early_with_the_same_result():
   valid[rng.choice(n // 2, n_valid, replace=False)] = True  # scattered over the first half's tiles
   keep = np.asarray(jax.jit(lambda b, v: nms_keep_reference(b, jnp.zeros(n, jnp.int32), v, 0.5, 100, tile=64))(
       jnp.asarray(boxes), jnp.asarray(valid)))
-  np.testing.assert_array_equal(keep, _greedy_keep_numpy(boxes, valid, 0.5))
+  expected = _greedy_keep_numpy(boxes, valid, 0.5)
+  np.testing.assert_array_equal(keep, expected)
+  # The Pallas kernel takes the same exit (interpret mode on CPU, on the first 1,024 boxes: about half the valid ones).
+  head = slice(0, 1024)
+  got = nms_kernel.nms_keep_pallas(jnp.asarray(boxes[head]), jnp.zeros(1024, jnp.int32), jnp.asarray(valid[head]),
+                                   0.5, 100, tile=64, interpret=True)
+  np.testing.assert_array_equal(got, _greedy_keep_numpy(boxes[head], valid[head], 0.5))
+  none_valid = nms_kernel.nms_keep_pallas(jnp.asarray(boxes[:256]), jnp.zeros(256, jnp.int32),
+                                          jnp.zeros(256, bool), 0.5, 100, tile=64, interpret=True)
+  assert not np.any(np.asarray(none_valid))

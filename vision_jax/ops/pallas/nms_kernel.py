@@ -4,7 +4,8 @@ One program walks the sorted boxes in tiles of T. For tile k it computes T x T I
 tile j, masked by the keep bits of tile j (suppression by already-kept boxes), then resolves tile k inside
 itself by iterating "alive = not suppressed by an alive earlier box" to its fixed point, and stores tile k's
 keep bits. Only the keep vector (N int32) and one or two IoU tiles are live, so the suppression state stays on
-chip instead of an N x N mask in HBM, and the walk stops once `max_output_size` boxes are kept. Sorting
+chip instead of an N x N mask in HBM, and the walk stops once `max_output_size` boxes are kept or after the last
+tile that holds a valid box (valid boxes lead the sorted order, so the tiles beyond keep nothing). Sorting
 happens before the kernel (kernels cannot sort).
 
 Column and row views of a tile are both needed (a box is tested in rows, suppressors run along columns);
@@ -34,8 +35,8 @@ def _iou_ok(rows, cols, thr):
   return inter / (area_c + area_r - inter) > thr
 
 
-def _kernel(boxes_ref, boxes_t_ref, cls_col_ref, cls_row_ref, valid_ref, keep_ref, *, tile, num_tiles,
-            thr, max_output_size):
+def _kernel(boxes_ref, boxes_t_ref, cls_col_ref, cls_row_ref, valid_ref, used_ref, keep_ref, *, tile, thr,
+            max_output_size):
   rid = jax.lax.broadcasted_iota(jnp.int32, (tile, tile), 0)
   cid = jax.lax.broadcasted_iota(jnp.int32, (tile, tile), 1)
   eye = rid == cid
@@ -72,7 +73,8 @@ def _kernel(boxes_ref, boxes_t_ref, cls_col_ref, cls_row_ref, valid_ref, keep_re
     keep_ref[:, pl.ds(k * tile, tile)] = to_row(alive)
     return k + 1, count + jnp.sum(alive)
 
-  jax.lax.while_loop(lambda s: (s[0] < num_tiles) & (s[1] < max_output_size), do_tile,
+  used_tiles = used_ref[0, 0]
+  jax.lax.while_loop(lambda s: (s[0] < used_tiles) & (s[1] < max_output_size), do_tile,
                      (jnp.int32(0), jnp.int32(0)))
 
 
@@ -88,16 +90,17 @@ def nms_keep_pallas(boxes: jax.Array, classes: jax.Array, valid: jax.Array, iou_
   npad = num_tiles * tile
   if jax.default_backend() == 'gpu' and not interpret:
     npad = 1 << (npad - 1).bit_length()  # whole-array blocks must be powers of two under Triton
-    num_tiles = npad // tile
   pad = npad - n
   b = jnp.pad(boxes.astype(jnp.float32), ((0, pad), (0, 0)))
   c = jnp.pad(classes.astype(jnp.int32), (0, pad))
   v = jnp.pad(valid.astype(jnp.int32), (0, pad))
-  kernel = functools.partial(_kernel, tile=tile, num_tiles=num_tiles, thr=iou_threshold,
-                             max_output_size=max_output_size)
+  # Tiles up to the last one holding a valid box (0 when none is valid); a [1, 1] array, as every backend loads it.
+  last_valid = jnp.max(jnp.where(v > 0, jnp.arange(npad, dtype=jnp.int32), -1))
+  used_tiles = ((last_valid + tile) // tile).astype(jnp.int32).reshape(1, 1)
+  kernel = functools.partial(_kernel, tile=tile, thr=iou_threshold, max_output_size=max_output_size)
   keep = pl.pallas_call(
       kernel,
       out_shape=jax.ShapeDtypeStruct((1, npad), jnp.int32),
       interpret=interpret,
-  )(b, b.T, c[:, None], c[None, :], v[:, None])
+  )(b, b.T, c[:, None], c[None, :], v[:, None], used_tiles)
   return keep[0, :n] > 0
