@@ -18,18 +18,27 @@ sum_j w_j |a_j - b_j| (the bias shifts every score equally, so no ranking or cho
     episodes and the half-width of its 95% normal interval, 1.96 * std / sqrt(episodes).
   * Gallery recognition: `enrol` examples of each class with more than `enrol` are enrolled, the rest are probes;
     a probe takes the class of its nearest enrolled example. Mean top-1 accuracy over `gallery_draws` draws.
+  * Matching options (`EmbeddingEval.match`): episodes and the gallery can instead match conv maps location by
+    location (`local_matching`, inductive: each query against its support set only); the same episode draws serve
+    every rule. `refine_steps` adds transductive soft k-means results (`transductive`) under separate names.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Sequence
+import functools
+from typing import Any, Callable, Mapping, Sequence
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from vision_jax.errors import ConfigError
+from vision_jax.evaluation import local_matching, transductive
 
 SCORES = ("euclidean", "squared_euclidean", "cosine", "weighted_l1")
+ClassScores = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (query_rows [E, q], support_rows [E, N, K]) -> [E, q, N]
+PairScores = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (rows_a [n], rows_b [m]) -> [n, m]
 _CHUNK_ELEMENTS = 1 << 24  # rows x columns x dims per block of `score_matrix` / `paired_scores` (128 MiB of float64)
 
 
@@ -92,6 +101,20 @@ def paired_scores(embeddings: np.ndarray, first: np.ndarray, second: np.ndarray,
       squared = np.sum(np.square(a - b), 1)
       out.append(-(np.sqrt(squared) if metric == "euclidean" else squared))
   return np.concatenate(out) if out else np.zeros((0,))
+
+
+def join_feature_blocks(blocks: Sequence[jax.Array]) -> jax.Array:
+  """Several feature blocks of the same examples ([N, D_i] each, e.g. two layers) as one vector per example: each
+  block L2-normalised, concatenated and divided by sqrt(blocks), so the cosine of two joined vectors is the mean of
+  the blocks' cosines (every layer weighs the same whatever its size). One block is returned as it is.
+
+  Returns:
+    [N, sum D_i] float32.
+  """
+  if len(blocks) == 1:
+    return blocks[0]
+  units = [b / jnp.maximum(jnp.linalg.norm(b, axis=1, keepdims=True), 1e-12) for b in blocks]
+  return jnp.concatenate(units, axis=1) / np.sqrt(len(blocks))
 
 
 # --- Verification ---------------------------------------------------------------------------------------------
@@ -207,20 +230,19 @@ def far_metric_name(far: float) -> str:
 
 
 # --- Episodes and gallery -------------------------------------------------------------------------------------
-def episode_accuracies(embeddings: np.ndarray, labels: np.ndarray, ways: int, shots: int, queries: int,
-                       episodes: int = 1000, metric: str = "euclidean", weights: np.ndarray | None = None,
-                       seed: int = 0) -> np.ndarray | None:
-  """Accuracy of each of `episodes` N-way K-shot episodes (nearest prototype; module docstring).
+def draw_episodes(labels: np.ndarray, ways: int, shots: int, queries: int, episodes: int = 1000,
+                  seed: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
+  """The rows of `episodes` N-way K-shot episodes (module docstring), the same draws for every matching rule.
 
   Args:
-    embeddings: [N, D]; labels: [N].
+    labels: [N] classes.
     ways, shots, queries: N, K and Q (queries per class).
     episodes: number of episodes.
-    metric, weights: the score (`score_matrix`); prototypes are support means in embedding space.
     seed: seeds the episodes.
 
   Returns:
-    [episodes] accuracies, or None when fewer than `ways` classes have `shots + queries` examples.
+    (query_rows [E, N * Q], support_rows [E, N, K]) int, query j of an episode belonging to its class j // Q; or
+    None when fewer than `ways` classes have `shots + queries` examples.
   """
   labels = np.asarray(labels).reshape(-1)
   classes, counts = np.unique(labels, return_counts=True)
@@ -229,14 +251,42 @@ def episode_accuracies(embeddings: np.ndarray, labels: np.ndarray, ways: int, sh
     return None
   members = {c: np.flatnonzero(labels == c) for c in eligible}
   rng = np.random.default_rng([seed, 2, ways, shots, queries])
-  truth = np.repeat(np.arange(ways), queries)
-  out = np.empty(episodes)
+  drawn = np.empty((episodes, ways, shots + queries), np.int64)
   for e in range(episodes):
     chosen = rng.choice(eligible, ways, replace=False)
-    drawn = np.stack([rng.choice(members[c], shots + queries, replace=False) for c in chosen])  # [ways, K + Q]
-    prototypes = np.asarray(embeddings, np.float64)[drawn[:, :shots]].mean(1)
-    predicted = np.argmax(score_matrix(embeddings[drawn[:, shots:].reshape(-1)], prototypes, metric, weights), 1)
-    out[e] = np.mean(predicted == truth)
+    drawn[e] = np.stack([rng.choice(members[c], shots + queries, replace=False) for c in chosen])
+  return drawn[:, :, shots:].reshape(episodes, ways * queries), drawn[:, :, :shots]
+
+
+def episode_accuracies(embeddings: np.ndarray, labels: np.ndarray, ways: int, shots: int, queries: int,
+                       episodes: int = 1000, metric: str = "euclidean", weights: np.ndarray | None = None,
+                       seed: int = 0, class_scores: ClassScores | None = None) -> np.ndarray | None:
+  """Accuracy of each of `episodes` N-way K-shot episodes (nearest prototype; module docstring).
+
+  Args:
+    embeddings: [N, D]; labels: [N].
+    ways, shots, queries: N, K and Q (queries per class).
+    episodes: number of episodes.
+    metric, weights: the score (`score_matrix`); prototypes are support means in embedding space.
+    seed: seeds the episodes.
+    class_scores: replaces the nearest prototype: (query_rows [E, q], support_rows [E, N, K]) -> [E, q, N] scores
+      of every query against every class of its episode (e.g. `local_matching.episode_class_scores`).
+
+  Returns:
+    [episodes] accuracies, or None when fewer than `ways` classes have `shots + queries` examples.
+  """
+  drawn = draw_episodes(labels, ways, shots, queries, episodes, seed)
+  if drawn is None:
+    return None
+  query_rows, support_rows = drawn
+  truth = np.repeat(np.arange(ways), queries)
+  if class_scores is not None:
+    return np.mean(np.argmax(class_scores(query_rows, support_rows), -1) == truth, 1)
+  embeddings = np.asarray(embeddings, np.float64)
+  out = np.empty(episodes)
+  for e in range(episodes):
+    prototypes = embeddings[support_rows[e]].mean(1)
+    out[e] = np.mean(np.argmax(score_matrix(embeddings[query_rows[e]], prototypes, metric, weights), 1) == truth)
   return out
 
 
@@ -249,8 +299,12 @@ def mean_and_interval(values: np.ndarray) -> tuple[float, float]:
 
 
 def gallery_accuracy(embeddings: np.ndarray, labels: np.ndarray, enrol: int = 1, draws: int = 10,
-                     metric: str = "euclidean", weights: np.ndarray | None = None, seed: int = 0) -> float:
+                     metric: str = "euclidean", weights: np.ndarray | None = None, seed: int = 0,
+                     pair_scores: PairScores | None = None) -> float:
   """Top-1 nearest-neighbour recognition of probes against `enrol` enrolled examples per class (module docstring).
+
+  `pair_scores` (probe_rows [P], gallery_rows [G]) -> [P, G] replaces `score_matrix` of the embeddings (e.g. local
+  matching of conv maps).
 
   Returns:
     Mean accuracy over the draws; NaN when fewer than two classes have more than `enrol` examples.
@@ -269,7 +323,9 @@ def gallery_accuracy(embeddings: np.ndarray, labels: np.ndarray, enrol: int = 1,
       gallery.append(shuffled[:enrol])
       probes.append(shuffled[enrol:])
     gallery, probes = np.concatenate(gallery), np.concatenate(probes)
-    nearest = np.argmax(score_matrix(embeddings[probes], embeddings[gallery], metric, weights), 1)
+    scores = (pair_scores(probes, gallery) if pair_scores is not None else
+              score_matrix(embeddings[probes], embeddings[gallery], metric, weights))
+    nearest = np.argmax(scores, 1)
     accuracies.append(np.mean(labels[gallery][nearest] == labels[probes]))
   return float(np.mean(accuracies))
 
@@ -326,6 +382,13 @@ class EmbeddingEval:
     picture_points: examples in the PCA plot and the hardest-pairs search at most (a seeded subset).
     hardest: pairs of each kind in the hardest-pairs picture.
     seed: seeds every draw.
+    match: how episodes and gallery recognition compare examples: prototype (the score of the embeddings,
+      nearest support mean) or local (`local_matching`: the rows' `maps` [N, h, w, C] matched location by location
+      within +-radius, K shots pooled per location); verification always scores the embeddings.
+    radius: the local matching radius in map cells.
+    refine_steps: > 0 also reports every episode setting with transductive soft k-means refinement
+      (`transductive`, metrics ending in _transductive); 0: off.
+    refine_temperature: the soft assignments' sharpness.
   """
 
   metric: str = "euclidean"
@@ -340,6 +403,10 @@ class EmbeddingEval:
   picture_points: int = 1000
   hardest: int = 8
   seed: int = 0
+  match: str = "prototype"
+  radius: int = 1
+  refine_steps: int = 0
+  refine_temperature: float = 10.0
 
 
 def embedding_metrics(rows: Mapping[str, np.ndarray], settings: EmbeddingEval) -> dict[str, Any]:
@@ -347,7 +414,8 @@ def embedding_metrics(rows: Mapping[str, np.ndarray], settings: EmbeddingEval) -
 
   Args:
     rows: `embedding` [N, D], `label` [N] and optionally `thumb` [N, h, w, C] (images for the hardest-pairs
-      picture) and `pair_weights` [N, D] (the pair head's weights, the same in every row, for 'weighted_l1').
+      picture), `pair_weights` [N, D] (the pair head's weights, the same in every row, for 'weighted_l1') and, for
+      match=local, `maps` [N, h, w, C].
     settings: what to measure.
 
   Returns:
@@ -363,6 +431,15 @@ def embedding_metrics(rows: Mapping[str, np.ndarray], settings: EmbeddingEval) -
   embeddings, labels = embeddings[keep], labels[keep]
   weights = rows["pair_weights"][0] if "pair_weights" in rows and len(rows["pair_weights"]) else None
   score = dict(metric=settings.metric, weights=weights)
+  local_matching.check_match(settings.match, settings.radius)
+  matching: dict[str, Any] = {}
+  if settings.match == "local":
+    if "maps" not in rows:
+      raise ConfigError("embedding.match=local needs the conv maps of every example (`maps`); use an embedding "
+                        "network, not the pair classifier")
+    maps = np.asarray(rows["maps"])[keep]
+    matching = {"class_scores": lambda q, s: local_matching.episode_class_scores(maps, q, s, settings.radius),
+                "pair_scores": lambda a, b: local_matching.local_score_matrix(maps[a], maps[b], settings.radius)}
   out: dict[str, Any] = {"num_examples": int(len(labels)), "num_classes": int(len(np.unique(labels)))}
   out.update({name: float("nan") for name in metric_names(settings)})  # what the data cannot give stays NaN
   if len(labels) < 4:
@@ -371,12 +448,20 @@ def embedding_metrics(rows: Mapping[str, np.ndarray], settings: EmbeddingEval) -
                                   seed=settings.seed, **score))
   for ways, shots in settings.episodes:
     accuracies = episode_accuracies(embeddings, labels, ways, shots, settings.queries, settings.num_episodes,
-                                    seed=settings.seed, **score)
+                                    seed=settings.seed, class_scores=matching.get("class_scores"), **score)
     if accuracies is not None:
       name = f"episodes_{ways}way_{shots}shot"
       out[name], out[name + "_ci95"] = mean_and_interval(accuracies)
+    if accuracies is not None and settings.refine_steps > 0:
+      refined = episode_accuracies(embeddings, labels, ways, shots, settings.queries, settings.num_episodes,
+                                   seed=settings.seed, class_scores=functools.partial(
+                                       transductive.soft_kmeans_class_scores, embeddings,
+                                       steps=settings.refine_steps, temperature=settings.refine_temperature))
+      name = f"episodes_{ways}way_{shots}shot_transductive"
+      out[name], out[name + "_ci95"] = mean_and_interval(refined)
   out[f"gallery_top1_enrol{settings.enrol}"] = gallery_accuracy(embeddings, labels, settings.enrol,
-                                                                settings.gallery_draws, seed=settings.seed, **score)
+                                                                settings.gallery_draws, seed=settings.seed,
+                                                                pair_scores=matching.get("pair_scores"), **score)
   rng = np.random.default_rng([settings.seed, 4])
   subset = np.sort(rng.permutation(len(labels))[:settings.picture_points])
   out["pca_points"], out["pca_labels"] = pca_2d(embeddings[subset]), labels[subset]
@@ -413,4 +498,6 @@ def metric_names(settings: EmbeddingEval) -> Sequence[str]:
   names = ["verification_auc", "verification_accuracy", "verification_threshold", far_metric_name(settings.far)]
   for ways, shots in settings.episodes:
     names += [f"episodes_{ways}way_{shots}shot", f"episodes_{ways}way_{shots}shot_ci95"]
+    if settings.refine_steps > 0:
+      names += [f"episodes_{ways}way_{shots}shot_transductive", f"episodes_{ways}way_{shots}shot_transductive_ci95"]
   return names + [f"gallery_top1_enrol{settings.enrol}"]

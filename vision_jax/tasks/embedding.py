@@ -20,7 +20,9 @@ A config selects it with `task = "embedding"`; `config.model` names any zoo clas
   eval_features     head: evaluate the embedding the loss shapes; backbone: the representation below the
                     embedding head (`EmbeddingNet.features`: the input of the backbone's last linear layer); conv:
                     the input of its first linear layer (flattened conv maps). Lower layers keep what the loss
-                    discards and transfer better to unseen classes (SimCLR's observation)
+                    discards and transfer better to unseen classes (SimCLR's observation); conv+backbone joins both
+  match, radius,    `EmbeddingEval`'s matching rule (prototype | local: conv maps matched within +-radius cells) and
+  refine_steps      transductive soft k-means steps (> 0 adds `_transductive` episode metrics)
   eval_metric       the evaluation score's distance when it differs from `metric` ("": the training metric),
                     e.g. cosine for the non-negative backbone / conv features
   margin            m of the contrastive and hinge triplet losses
@@ -43,6 +45,15 @@ A config selects it with `task = "embedding"`; `config.model` names any zoo clas
                     Santoro et al. 2016, Vinyals et al. 2016): more and harder training classes, so that the
                     embedding keeps what tells unseen classes apart (e.g. a 6 from a 9) instead of only what
                     separates the few training classes. Square images and the balanced sampler only.
+  glyphs            N > 0 adds N procedurally generated handwriting-like classes x K examples to every P x K batch
+                    (`vision_jax.data.synthetic_glyphs`, rendered inside the train step, then augmented and
+                    normalised like the real rows; labels from GLYPH_LABEL_OFFSET up, never a real label): many
+                    training classes for few-shot transfer, as Omniglot's 964 gave Koch et al.; 0: off
+  glyph_pool        0: fresh classes every step (an unbounded family); M > 0: the N classes are drawn from a fixed
+                    family of M (their ids are their labels)
+  glyph_jitter      per-example control-point jitter as a fraction of the glyph box (0.06: ~1.2 px in 20 px)
+  glyph_strokes     at most this many Bezier strokes per glyph class (with train.grad_accum_steps > 1 the glyph rows,
+                    appended after the real ones, fill the last micro-batches)
   episodes          evaluation settings WAYSxSHOTS, e.g. "5x1,20x1,5x5"; queries, num_episodes per setting;
   enrol             gallery examples per class; eval_seed seeds every evaluation draw
   best_metric       the eval metric checkpoints keep the best of (max)
@@ -52,7 +63,7 @@ With `train.grad_accum_steps = k` the losses mine inside each of the k micro-bat
 Metrics: training `loss`, `positive_distance`, `negative_distance` (batch means of same-class and
 different-class pair distances), for batch_all `active_triplets`, for prototypical `episode_accuracy`; evaluation:
 `evaluation.embedding`.
-Reports: embedding_pca.png and hardest_pairs.png.
+Reports: embedding_pca.png, hardest_pairs.png and, with glyphs, glyphs.png (rows: synthetic classes, columns: examples).
 """
 
 from __future__ import annotations
@@ -68,9 +79,11 @@ import ml_collections
 import numpy as np
 import optax
 
+from vision_jax.data import synthetic_glyphs
 from vision_jax.data.features import DatasetSpec
 from vision_jax.errors import ConfigError
 from vision_jax.evaluation import embedding as embedding_eval
+from vision_jax.evaluation import local_matching
 from vision_jax.evaluation.evaluators import Evaluator, GatherEvaluator
 from vision_jax.losses import metric as metric_losses
 from vision_jax.losses.classification import binary_cross_entropy
@@ -86,6 +99,7 @@ PAIR_LOSSES = ("pair_bce",)  # need the pairs sampler
 VIEW_LOSSES = ("nt_xent", "supcon")  # need two augmented views of every image
 EVAL_FEATURES = {"head": "", "backbone": "last", "conv": "first"}  # -> EmbeddingNet.features(layer=...)
 THUMB_SIZE = 32  # longest side of the images kept for the hardest-pairs picture
+GLYPH_LABEL_OFFSET = 1 << 20  # synthetic glyph classes take labels from here up
 
 
 def defaults() -> ml_collections.ConfigDict:
@@ -94,7 +108,9 @@ def defaults() -> ml_collections.ConfigDict:
       "loss": "batch_hard", "margin": 0.2, "metric": "euclidean", "embed_dim": 64, "normalize": True,
       "center": False, "scale": 1.0, "heldout_classes": "", "class_transforms": 0, "episodes": "5x1,20x1,5x5",
       "queries": 5, "num_episodes": 1000, "enrol": 1, "eval_seed": 0, "best_metric": "verification_auc",
-      "eval_features": "head", "eval_metric": "", "temperature": 0.2, "instance_weight": 0.0})
+      "eval_features": "head", "match": "prototype", "radius": 1, "refine_steps": 0, "eval_metric": "",
+      "temperature": 0.2, "instance_weight": 0.0, "glyphs": 0,
+      "glyph_pool": 0, "glyph_jitter": 0.06, "glyph_strokes": 4})
 
 
 def _label_key(spec: DatasetSpec) -> str:
@@ -134,9 +150,10 @@ def check_settings(section: ml_collections.ConfigDict, model_name: str, sampler:
   if section.eval_metric and section.eval_metric not in metric_losses.METRICS:
     raise ConfigError(f"embedding.eval_metric={section.eval_metric!r} is unknown; use one of "
                       f"{', '.join(metric_losses.METRICS)} or '' (the training metric)")
-  if section.eval_features not in EVAL_FEATURES:
+  if any(name not in EVAL_FEATURES for name in str(section.eval_features).split("+")):
     raise ConfigError(f"embedding.eval_features={section.eval_features!r}; use head (the embedding), backbone (the "
-                      "input of the backbone's last linear layer) or conv (the input of its first)")
+                      "input of the backbone's last linear layer) or conv (the input of its first), or several joined "
+                      "by + (e.g. conv+backbone)")
   if section.eval_features != "head" and section.loss in PAIR_LOSSES:
     raise ConfigError(f"embedding.eval_features={section.eval_features} is for embedding networks; the pair "
                       "classifier scores its embeddings: use eval_features=head")
@@ -146,6 +163,17 @@ def check_settings(section: ml_collections.ConfigDict, model_name: str, sampler:
   if uses_views(section) and sampler == "pairs":
     raise ConfigError("embedding.loss=nt_xent/supcon and embedding.instance_weight > 0 make two views of every image "
                       "of a batch; set input.sampler=balanced or uniform")
+  if int(section.glyphs) < 0 or int(section.glyph_pool) < 0 or float(section.glyph_jitter) < 0:
+    raise ConfigError(f"embedding.glyphs={section.glyphs}, glyph_pool={section.glyph_pool} and glyph_jitter="
+                      f"{section.glyph_jitter} must be >= 0")
+  if int(section.glyphs) and (sampler != "balanced" or section.loss in PAIR_LOSSES):
+    raise ConfigError("embedding.glyphs adds synthetic class groups of K to P x K batches; set input.sampler=balanced "
+                      "and a loss other than pair_bce")
+  if 0 < int(section.glyph_pool) < int(section.glyphs):
+    raise ConfigError(f"embedding.glyph_pool={section.glyph_pool} is smaller than the {section.glyphs} glyph classes "
+                      "of a batch; raise it or set 0 (fresh classes every step)")
+  if int(section.glyphs) and int(section.glyph_strokes) < 1:
+    raise ConfigError(f"embedding.glyph_strokes={section.glyph_strokes} must be at least 1")
   if section.loss not in ("contrastive",) + PAIR_LOSSES and sampler not in ("balanced", "uniform"):
     raise ConfigError(f"embedding.loss={section.loss} mines triplets inside P x K batches; set "
                       "input.sampler=balanced (input.examples_per_class=K)")
@@ -185,7 +213,9 @@ class EmbeddingTask(base.Task):
         metric="weighted_l1" if section.loss in PAIR_LOSSES else (section.eval_metric or section.metric),
         classes=self.heldout,
         episodes=embedding_eval.parse_episodes(section.episodes), queries=int(section.queries),
-        num_episodes=int(section.num_episodes), enrol=int(section.enrol), seed=int(section.eval_seed))
+        num_episodes=int(section.num_episodes), enrol=int(section.enrol), seed=int(section.eval_seed),
+        match=section.match, radius=int(section.radius), refine_steps=int(section.refine_steps))
+    local_matching.check_match(section.match, int(section.radius), section.loss in PAIR_LOSSES)
     self.best_metric = (section.best_metric, "max")
     self.grad_accum_steps = int(config.train.grad_accum_steps)
     step_memory.remat_policy(config.train.remat)
@@ -193,6 +223,8 @@ class EmbeddingTask(base.Task):
     self.input_ops = base.InputOps(config.input)
     self.class_transforms = int(section.class_transforms)
     self.examples_per_class = int(config.input.examples_per_class)
+    self.glyph_style = synthetic_glyphs.GlyphStyle(jitter=float(section.glyph_jitter),
+                                                   max_strokes=int(section.glyph_strokes))
 
   # --- Networks -------------------------------------------------------------------------------------------------
   def networks(self) -> dict[str, nn.Module]:
@@ -216,10 +248,10 @@ class EmbeddingTask(base.Task):
     prepared = self.input_ops(jax.random.PRNGKey(0), images, train=False)
     if isinstance(self.model, embedding_models.PairClassifier):
       return self.model.apply(variables, prepared, method=embedding_models.PairClassifier.embed)
-    if self.settings.eval_features != "head":
-      return self.model.apply(variables, prepared, train=False, layer=EVAL_FEATURES[self.settings.eval_features],
-                              method=embedding_models.EmbeddingNet.features)
-    return self.model.apply(variables, prepared, train=False)
+    blocks = [self.model.apply(variables, prepared, train=False, layer=EVAL_FEATURES[name],
+                               method=embedding_models.EmbeddingNet.features) if name != "head" else
+              self.model.apply(variables, prepared, train=False) for name in self.settings.eval_features.split("+")]
+    return embedding_eval.join_feature_blocks(blocks)
 
   # --- Training -------------------------------------------------------------------------------------------------
   def _trained_rows(self, labels: jax.Array) -> jax.Array:
@@ -281,6 +313,29 @@ class EmbeddingTask(base.Task):
     means = self._pair_distance_means(distances, positive, positive | negative)
     return loss, {**means, **extra}
 
+  def glyph_classes(self, rng: jax.Array, step: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The ids [N] (in the family) and labels [N] of the step's N = embedding.glyphs synthetic classes: glyph_pool
+    M > 0 draws N distinct ids below M (labels OFFSET + id), 0 takes N new ids every step (labels OFFSET + 0..N-1)."""
+    count, pool = int(self.settings.glyphs), int(self.settings.glyph_pool)
+    if pool:
+      ids = jax.random.choice(rng, pool, (count,), replace=False)
+      return ids, ids.astype(jnp.int32) + GLYPH_LABEL_OFFSET
+    ids = step.astype(jnp.uint32) * count + jnp.arange(count, dtype=jnp.uint32)
+    return ids, jnp.arange(count, dtype=jnp.int32) + GLYPH_LABEL_OFFSET
+
+  def glyph_rows(self, rng: jax.Array, step: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The step's synthetic class groups (`glyph_classes`, K examples each, class-major) in the stored range:
+    (images [N * K, H, W, C], labels [N * K]). The class family is fixed by the config's seed."""
+    ids, labels = self.glyph_classes(jax.random.fold_in(rng, 0), step)
+    k = self.examples_per_class
+    family = jax.random.PRNGKey(int(self.config.seed) + 7919)
+    images = synthetic_glyphs.glyph_batch(family, ids, jax.random.fold_in(rng, 1), k, self.glyph_style)
+    height, width = self.spec.image_shape[:2]
+    if (height, width) != (self.glyph_style.size,) * 2:
+      images = jax.image.resize(images, (images.shape[0], height, width, 1), "bilinear")
+    images = jnp.broadcast_to(images, images.shape[:3] + (self.spec.image_shape[2],))
+    return images, jnp.repeat(labels, k)
+
   def train_step(self, state: TrainState, batch: dict[str, jax.Array],
                  txs: Mapping[str, optax.GradientTransformation]) -> tuple[TrainState, base.Metrics]:
     """One optimizer update of "model".
@@ -300,14 +355,22 @@ class EmbeddingTask(base.Task):
     if self.class_transforms and "same" not in batch:
       first, micro["labels"] = transformed_classes(jax.random.fold_in(step_rng, 3), first, labels,
                                                    self.class_transforms, self.examples_per_class)
+    glyphs = None
+    if int(self.settings.glyphs) and "same" not in batch:
+      glyphs, glyph_labels = self.glyph_rows(jax.random.fold_in(step_rng, 5), state.step)
+      first = jnp.concatenate([first, self.input_ops(jax.random.fold_in(step_rng, 6), glyphs, train=True)])
+      micro = {"labels": jnp.concatenate([micro["labels"], glyph_labels.astype(micro["labels"].dtype)]),
+               "trained": jnp.concatenate([micro["trained"], jnp.ones(glyph_labels.shape, bool)])}
     if uses_views(self.settings) and "same" not in batch:  # the second view: other augmentation, same class transform
       second = self.input_ops(jax.random.fold_in(step_rng, 4), batch["image"], train=True)
       if self.class_transforms:
         second, _ = transformed_classes(jax.random.fold_in(step_rng, 3), second, labels, self.class_transforms,
                                         self.examples_per_class)
+      if glyphs is not None:
+        second = jnp.concatenate([second, self.input_ops(jax.random.fold_in(step_rng, 7), glyphs, train=True)])
       first = jnp.concatenate([first, second])
       micro = {key: jnp.concatenate([value, value]) for key, value in micro.items()}
-      micro["instance_ids"] = jnp.tile(jnp.arange(labels.shape[0]), 2)
+      micro["instance_ids"] = jnp.tile(jnp.arange(second.shape[0]), 2)
       if self.grad_accum_steps != 1:
         raise ConfigError("two views of each image run through one forward pass; use train.grad_accum_steps=1")
     if "same" in batch:
@@ -335,9 +398,11 @@ class EmbeddingTask(base.Task):
     """Per-example outputs of one padded eval batch: embedding [N, E], label [N], thumb [N, h, w, C] uint8, mask
     [N] and, for the pair classifier, its head's weights repeated per row (pair_weights [N, E])."""
     images = batch["image"]
-    embeddings = self.embed(state.variables("model"), images)
+    embed = functools.partial(self.embed, state.variables("model"), images)
+    local = self.eval_settings.match == "local"
+    maps, embeddings = local_matching.first_dense_input_maps(embed) if local else ({}, embed())
     outputs = {"embedding": embeddings, "label": batch[self.label_key], "mask": batch["mask"],
-               "thumb": thumbnails(images)}
+               "thumb": thumbnails(images), **maps}
     if isinstance(self.model, embedding_models.PairClassifier):
       weights = state.params["model"]["pair_head"]["kernel"][:, 0]
       outputs["pair_weights"] = jnp.broadcast_to(weights, embeddings.shape)
@@ -345,13 +410,19 @@ class EmbeddingTask(base.Task):
 
   def evaluators(self) -> list[Evaluator]:
     keys = ["embedding", "label", "thumb"] + (["pair_weights"] if self.eval_settings.metric == "weighted_l1" else [])
+    keys += ["maps"] if self.eval_settings.match == "local" else []
     return [GatherEvaluator(keys, functools.partial(embedding_eval.embedding_metrics, settings=self.eval_settings))]
 
   def write_reports(self, workdir: str, metrics: Mapping[str, Any], summary: dict[str, Any]) -> list[str]:
-    """embedding_pca.png and hardest_pairs.png of the last evaluation."""
+    """embedding_pca.png and hardest_pairs.png of the last evaluation; glyphs.png with synthetic classes."""
     from vision_jax.plots import embedding as embedding_plots  # pylint: disable=import-outside-toplevel
     del summary
     paths, names = [], self.eval_class_names()
+    if int(self.settings.glyphs):
+      from PIL import Image  # pylint: disable=import-outside-toplevel
+      paths.append(os.path.join(workdir, "glyphs.png"))
+      sheet = synthetic_glyphs.glyph_sheet(jax.random.PRNGKey(int(self.config.seed) + 7919), 12, 10, self.glyph_style)
+      Image.fromarray(sheet).resize((sheet.shape[1] * 2, sheet.shape[0] * 2), Image.NEAREST).save(paths[-1])
     if "pca_points" in metrics:
       paths.append(os.path.join(workdir, "embedding_pca.png"))
       embedding_plots.plot_embedding_pca(metrics["pca_points"], metrics["pca_labels"], names, paths[-1])
