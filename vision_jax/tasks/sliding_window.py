@@ -7,15 +7,22 @@ side, centred on it) it overlaps with IoU >= `positive_iou`; background below `n
 Of the windows around objects, the fraction `hard_fraction` strays four times as far (centre up to 0.48 x the
 side away, side scaled by up to exp(+-0.6)): mostly windows on part of a digit or beside it, which are
 background or box-regression examples the close windows and the free ones rarely give.
-Windows are cut with RoIAlign (aligned, adaptive sampling) to 28x28 crops. Loss: cross-entropy over the digit
-classes plus background, plus `box_weight` x smooth-L1 of the box code (`models.detectors.sliding_window`) on
-object windows.
+With `mined_negatives` = k > 0, each step also runs the convolutional form (current weights, no gradient) over
+the batch's scenes at every scale and adds, per scene, the k best-scoring windows that are background by the rule
+above (online bootstrapping of hard negatives, Dalal & Triggs 2005; Shrivastava et al. 2016), static shapes.
+Windows are cut with RoIAlign (aligned, adaptive sampling), with the model's `context` ring around them, to crops
+of side 28 + 2 x context. Loss: cross-entropy over the digit classes plus background, plus `box_weight` x
+smooth-L1 of the box code (`models.detectors.sliding_window`) on object windows, plus, for a model with
+`iou_output`, `iou_weight` x the binary cross-entropy of the predicted IoU against the window's best IoU with an
+ideal window (every window).
 
 Detection: for each window side s of `window_sides` the image is resized by 28 / s, the convolutional form
 scores every window at stride 4 (of the resized image), each window gets its best digit class and its regressed
-box; the `pre_nms` best windows of all scales go through NMS (IoU `nms_iou`, class-agnostic unless
-`class_aware`) to `max_detections` padded detections, valid above `score_threshold`. Metrics: COCO AP, AP50, ...
-(`coco_detection_metrics`); detections.png shows eval scenes, truth beside predictions.
+box (score: the digit probability, times the predicted IoU for a model with `iou_output`); with context the
+resized image is padded by `context` zeros (RoIAlign's value outside the image in training); the `pre_nms` best
+windows of all scales go through NMS (IoU `nms_iou`, class-agnostic unless `class_aware`) to `max_detections`
+padded detections, valid above `score_threshold`. Metrics: COCO AP, AP50, ... (`coco_detection_metrics`);
+detections.png shows eval scenes, truth beside predictions.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 from PIL import Image
 
 from vision_jax.data.features import DatasetSpec
@@ -45,7 +53,8 @@ from vision_jax.train_lib.state import TrainState
 HARD_SPREAD = 4.0  # jitter of the hard windows around objects, in multiples of the close windows' jitter
 DEFAULTS = {"crops_per_image": 16, "hard_fraction": 0.0, "window_sides": "20,28,40,56", "margin": 1.25,
             "positive_iou": 0.5, "negative_iou": 0.3, "box_weight": 1.0, "score_threshold": 0.05, "nms_iou": 0.45,
-            "class_aware": False, "pre_nms": 300, "max_detections": 20, "pictures": 8}
+            "class_aware": False, "pre_nms": 300, "max_detections": 20, "pictures": 8, "mined_negatives": 0,
+            "iou_weight": 1.0}
 DETECTION_KEYS = ("pred_boxes", "pred_scores", "pred_labels", "pred_valid")
 
 
@@ -79,7 +88,10 @@ class SlidingWindowTask(base.Task):
     self.input_ops = base.InputOps(config.input)
     self.input_shape = self.input_ops.output_shape(spec.image_shape)
     kwargs = dict(config.model.get("kwargs") or {})
+    if int(kwargs.get("context", 0)) < 0 or int(kwargs.get("context", 0)) % 2:
+      raise ConfigError(f"model.kwargs.context={kwargs['context']}: give an even number of pixels >= 0, e.g. 8")
     self.model = sw.WindowClassifier(self.num_classes, **kwargs)
+    self.crop_size = sw.crop_size(self.model.context)
     self.conv_model = sw.ConvolutionalWindowNet(self.num_classes, **kwargs)
 
   def networks(self):
@@ -87,7 +99,7 @@ class SlidingWindowTask(base.Task):
 
   def example_inputs(self, name: str) -> tuple[jax.Array, ...]:
     del name
-    return (jnp.zeros((1, sw.WINDOW, sw.WINDOW, self.input_shape[-1]), jnp.float32),)
+    return (jnp.zeros((1, self.crop_size, self.crop_size, self.input_shape[-1]), jnp.float32),)
 
   def identity(self) -> dict[str, Any]:
     return {"num_classes": self.num_classes}
@@ -98,7 +110,8 @@ class SlidingWindowTask(base.Task):
 
     Returns:
       windows [N, S, 4] xyxy squares, labels [N, S] (num_classes = background), weights [N, S] (0: ignored),
-      positive [N, S] and box_codes [N, S, 4] (the matched object's box relative to the window).
+      positive [N, S], box_codes [N, S, 4] (the matched object's box relative to the window) and iou [N, S] (the
+      best IoU with an object's ideal window).
     """
     boxes, labels = batch["boxes"].astype(jnp.float32), batch["box_labels"]
     n, m = labels.shape
@@ -125,23 +138,49 @@ class SlidingWindowTask(base.Task):
     corner -= free_side[..., None] / 4
     windows = jnp.concatenate([jnp.concatenate([centre - side[..., None] / 2, centre + side[..., None] / 2], -1),
                                jnp.concatenate([corner, corner + free_side[..., None]], -1)], 1)
-    iou = jax.vmap(box_iou)(windows, jnp.where(valid[..., None], ideal, 0.0))  # [N, S, M]
-    iou = jnp.where(valid[:, None, :], iou, 0.0)
-    best, match = jnp.max(iou, -1), jnp.argmax(iou, -1)
+    best, match = self._best_ideal(windows, ideal, valid)
     positive = best >= self.settings["positive_iou"]
     matched_labels = jnp.take_along_axis(labels, match, 1)
     target_labels = jnp.where(positive, matched_labels, self.num_classes)
     weights = (positive | (best < self.settings["negative_iou"])).astype(jnp.float32)
     codes = sw.encode_boxes(jnp.take_along_axis(boxes, match[..., None], 1), windows)
     return {"windows": windows, "labels": target_labels.astype(jnp.int32), "weights": weights,
-            "positive": positive.astype(jnp.float32), "box_codes": codes}
+            "positive": positive.astype(jnp.float32), "box_codes": codes, "iou": best}
+
+  @staticmethod
+  def _best_ideal(windows: jax.Array, ideal: jax.Array, valid: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Best IoU [N, S] of windows [N, S, 4] with the valid ([N, M]) ideal windows [N, M, 4], and its index."""
+    iou = jax.vmap(box_iou)(windows, jnp.where(valid[..., None], ideal, 0.0))  # [N, S, M]
+    iou = jnp.where(valid[:, None, :], iou, 0.0)
+    return jnp.max(iou, -1), jnp.argmax(iou, -1)
+
+  def mine_negatives(self, params: Any, images: jax.Array, batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
+    """The `mined_negatives` best-scoring background windows of each scene under the current weights, as targets
+    in the form of `sample_windows` (windows [N, k, 4], labels background, weights 1, ...)."""
+    k = self.settings["mined_negatives"]
+    dense = jax.lax.stop_gradient(self.dense_windows(params, images))
+    labels = batch["box_labels"]
+    valid = (jnp.arange(labels.shape[1])[None] < batch["num_objects"][:, None]) & (labels >= 0)
+    ideal = ideal_windows(batch["boxes"].astype(jnp.float32), self.settings["margin"])
+    best, _ = self._best_ideal(dense["windows"], ideal, valid)
+    background = best < min(self.settings["negative_iou"], self.settings["positive_iou"])
+    _, top = jax.lax.top_k(jnp.where(background, dense["scores"], -1.0), k)
+    windows = jnp.take_along_axis(dense["windows"], top[..., None], 1)
+    n = labels.shape[0]
+    return {"windows": windows, "labels": jnp.full((n, k), self.num_classes, jnp.int32),
+            "weights": jnp.ones((n, k)), "positive": jnp.zeros((n, k)), "box_codes": jnp.zeros((n, k, 4)),
+            "iou": jnp.take_along_axis(best, top, 1)}
 
   def crops(self, images: jax.Array, windows: jax.Array) -> jax.Array:
-    """Model-input images [N, H, W, C] and windows [N, S, 4] -> 28x28 crops [N * S, 28, 28, C] (RoIAlign)."""
+    """Model-input images [N, H, W, C] and windows [N, S, 4] -> crops [N * S, c, c, C] of the windows with the
+    model's context ring around them (c = 28 + 2 x context, RoIAlign)."""
     n, s = windows.shape[:2]
     index = jnp.repeat(jnp.arange(n), s)
-    return roi_align(images, windows.reshape(-1, 4), index, (sw.WINDOW, sw.WINDOW), sampling_ratio=-1, aligned=True,
-                     max_sampling_ratio=3)
+    centre, half = (windows[..., :2] + windows[..., 2:]) / 2, (windows[..., 2:] - windows[..., :2]) / 2
+    half = half * (self.crop_size / sw.WINDOW)
+    boxes = jnp.concatenate([centre - half, centre + half], -1)
+    return roi_align(images, boxes.reshape(-1, 4), index, (self.crop_size, self.crop_size), sampling_ratio=-1,
+                     aligned=True, max_sampling_ratio=3)
 
   def window_losses(self, outputs: Mapping[str, jax.Array], targets: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
     """Per-window losses [W] and correctness from outputs of flattened windows and `sample_windows` targets."""
@@ -150,22 +189,30 @@ class SlidingWindowTask(base.Task):
     class_loss = cross_entropy(outputs["logits"], labels) * weights
     box_loss = box_smooth_l1(outputs["box"], targets["box_codes"].reshape(-1, 4), 0.1) * positive
     correct = (jnp.argmax(outputs["logits"], -1) == labels).astype(jnp.float32) * weights
-    return {"class_loss": class_loss, "box_loss": box_loss, "correct": correct, "weights": weights,
-            "positive": positive}
+    parts = {"class_loss": class_loss, "box_loss": box_loss, "correct": correct, "weights": weights,
+             "positive": positive}
+    if "iou" in outputs:
+      parts["iou_loss"] = optax.sigmoid_binary_cross_entropy(outputs["iou"], targets["iou"].reshape(-1))
+    return parts
 
   def train_step(self, state: TrainState, batch: dict[str, jax.Array], txs):
     """One update of the window classifier on windows sampled from the batch's scenes."""
     rng = state.step_rng()
     images = self.input_ops(jax.random.fold_in(rng, 0), batch["image"], train=True)
     targets = self.sample_windows(jax.random.fold_in(rng, 1), batch)
+    if self.settings["mined_negatives"] > 0:
+      mined = self.mine_negatives(state.params["model"], images, batch)
+      targets = {k: jnp.concatenate([v, mined[k]], 1) for k, v in targets.items()}
     crops = self.crops(images, targets["windows"])
-    box_weight = self.settings["box_weight"]
+    box_weight, iou_weight = self.settings["box_weight"], self.settings["iou_weight"]
+
+    def summed_loss(parts):
+      total = jnp.sum(parts["class_loss"]) + box_weight * jnp.sum(parts["box_loss"])
+      return total + (iou_weight * jnp.sum(parts["iou_loss"]) if "iou_loss" in parts else 0.0)
 
     def loss_of(outputs, micro):
       parts = self.window_losses(outputs, micro["targets"])
-      total = jnp.sum(parts["weights"])
-      loss = (jnp.sum(parts["class_loss"]) + box_weight * jnp.sum(parts["box_loss"])) / jnp.maximum(total, 1.0)
-      return loss, parts
+      return summed_loss(parts) / jnp.maximum(jnp.sum(parts["weights"]), 1.0), parts
 
     flat = {k: v.reshape((-1,) + v.shape[2:]) for k, v in targets.items()}
     state, parts = base.supervised_update(state, txs, self.model, {"inputs": (crops,), "targets": flat}, loss_of,
@@ -176,35 +223,45 @@ class SlidingWindowTask(base.Task):
                "box_loss": jnp.sum(parts["box_loss"]) / jnp.maximum(jnp.sum(parts["positive"]), 1.0),
                "window_accuracy": jnp.sum(parts["correct"]) / used,
                "positive_fraction": jnp.sum(parts["positive"]) / parts["positive"].shape[0]}
-    metrics["loss"] = (jnp.sum(parts["class_loss"]) + box_weight * jnp.sum(parts["box_loss"])) / used
+    if "iou_loss" in parts:
+      metrics["iou_loss"] = jnp.mean(parts["iou_loss"])
+    metrics["loss"] = summed_loss(parts) / used
     return state, metrics
 
   # --- Detection --------------------------------------------------------------------------------------------------
-  def dense_windows(self, params: Any, images: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Every window of every scale through the convolutional form: boxes [N, P, 4] (image pixels), scores [N, P]
-    (best digit probability) and labels [N, P]."""
+  def dense_windows(self, params: Any, images: jax.Array) -> dict[str, jax.Array]:
+    """Every window of every scale through the convolutional form: windows [N, P, 4] and regressed boxes [N, P, 4]
+    (image pixels), scores [N, P] (best digit probability, times the predicted IoU with `iou_output`) and labels
+    [N, P]."""
     conv_params = sw.to_convolutional(params)
     n, height, width, channels = images.shape
-    all_boxes, all_scores, all_labels = [], [], []
+    context = self.model.context
+    found: dict[str, list[jax.Array]] = {"windows": [], "boxes": [], "scores": [], "labels": []}
     for side in self.sides:
       size = (max(sw.WINDOW, round(height * sw.WINDOW / side)), max(sw.WINDOW, round(width * sw.WINDOW / side)))
       resized = jax.image.resize(images, (n,) + size + (channels,), "linear")
-      out = self.conv_model.apply({"params": conv_params}, resized)
+      padded = jnp.pad(resized, ((0, 0), (context, context), (context, context), (0, 0)))
+      out = self.conv_model.apply({"params": conv_params}, padded)
       rows, cols = out["logits"].shape[1:3]
       ys, xs = jnp.meshgrid(jnp.arange(rows) * sw.STRIDE, jnp.arange(cols) * sw.STRIDE, indexing="ij")
       scale = jnp.array([width / size[1], height / size[0]] * 2, jnp.float32)
       windows = jnp.stack([xs, ys, xs + sw.WINDOW, ys + sw.WINDOW], -1).astype(jnp.float32) * scale
-      boxes = sw.decode_boxes(out["box"], jnp.broadcast_to(windows, out["box"].shape))
+      windows = jnp.broadcast_to(windows, out["box"].shape)
       probs = jax.nn.softmax(out["logits"].astype(jnp.float32))[..., :self.num_classes]
-      all_boxes.append(boxes.reshape(n, -1, 4))
-      all_scores.append(jnp.max(probs, -1).reshape(n, -1))
-      all_labels.append(jnp.argmax(probs, -1).reshape(n, -1).astype(jnp.int32))
-    return jnp.concatenate(all_boxes, 1), jnp.concatenate(all_scores, 1), jnp.concatenate(all_labels, 1)
+      scores = jnp.max(probs, -1)
+      if "iou" in out:
+        scores = scores * jax.nn.sigmoid(out["iou"].astype(jnp.float32))
+      found["windows"].append(windows.reshape(n, -1, 4))
+      found["boxes"].append(sw.decode_boxes(out["box"], windows).reshape(n, -1, 4))
+      found["scores"].append(scores.reshape(n, -1))
+      found["labels"].append(jnp.argmax(probs, -1).reshape(n, -1).astype(jnp.int32))
+    return {k: jnp.concatenate(v, 1) for k, v in found.items()}
 
   def detect(self, params: Any, images: jax.Array) -> dict[str, jax.Array]:
     """Model-input images [N, H, W, C] -> padded detections pred_boxes [N, D, 4], pred_scores, pred_labels,
     pred_valid [N, D]."""
-    boxes, scores, labels = self.dense_windows(params, images)
+    dense = self.dense_windows(params, images)
+    boxes, scores, labels = dense["boxes"], dense["scores"], dense["labels"]
     height, width = images.shape[1:3]
     boxes = jnp.clip(boxes, 0.0, jnp.array([width, height, width, height], jnp.float32))
     top_scores, top = jax.lax.top_k(scores, min(self.settings["pre_nms"], scores.shape[1]))
