@@ -76,17 +76,20 @@ def draw_prediction(cell: dict[str, Any], class_names: Sequence[str], scale: int
                          [cell["pred_score"]], class_names, cell.get("pred_keypoints"), scale)
 
 
-def plot_detections(rows: dict[str, np.ndarray], path: str, class_names: Sequence[str]) -> None:
+def plot_detections(rows: dict[str, np.ndarray], path: str, class_names: Sequence[str],
+                    min_score: float = 0.0) -> None:
   """Writes a PNG with, per scene, the truth (boxes, box_labels, num_objects) beside the valid detections
-  (pred_boxes, pred_labels, pred_scores, pred_valid), two cells per scene, four cells per row."""
+  (pred_boxes, pred_labels, pred_scores, pred_valid) scoring at least `min_score`, two cells per scene, four cells
+  per row; a cell's title gives its four best scores."""
   cells = []
+  shown = f" (>= {min_score:.2f})" if min_score > 0 else ""
   for i in range(len(rows["image"])):
     cells.append({"image": rows["image"][i], "boxes": rows["boxes"][i], "box_labels": rows["box_labels"][i],
                   "num_objects": int(rows["num_objects"][i]), "title": f"truth {i}"})
-    valid = np.flatnonzero(rows["pred_valid"][i])
+    valid = np.flatnonzero(rows["pred_valid"][i] & (rows["pred_scores"][i] >= min_score))
     scores = ", ".join(f"{s:.2f}" for s in rows["pred_scores"][i][valid][:4])
     cells.append({"image": rows["image"][i], "boxes": rows["pred_boxes"][i][valid],
-                  "box_labels": rows["pred_labels"][i][valid], "title": f"predicted {i}: {scores}"})
+                  "box_labels": rows["pred_labels"][i][valid], "title": f"predicted {i}{shown}: {scores}"})
   fig = annotated_grid_figure(cells, cols=4, cell_inches=2.4, class_names=tuple(class_names))
   fig.savefig(path, dpi=110)
   plt.close(fig)

@@ -47,6 +47,7 @@ from vision_jax.ops.boxes import box_iou
 from vision_jax.ops.nms import batched_nms, nms
 from vision_jax.ops.roi_align import roi_align
 from vision_jax.tasks import base
+from vision_jax.tasks.detection import PICTURE_SCORE
 from vision_jax.tasks.localization import FirstRowsEvaluator, eval_mode_with_pictures
 from vision_jax.train_lib.state import TrainState
 
@@ -303,13 +304,14 @@ class SlidingWindowTask(base.Task):
     return self.write_reports(workdir, metrics, {})
 
   def write_reports(self, workdir: str, metrics: Mapping[str, Any], summary: dict[str, Any]) -> list[str]:
-    """detections.png: eval scenes, the truth (left) beside the valid detections with scores (right)."""
+    """detections.png: eval scenes, the truth (left) beside the detections scoring at least
+    `detection.PICTURE_SCORE` (right; the metrics count every valid one)."""
     if "picture_image" not in metrics or not len(metrics["picture_image"]):
       return []
     from vision_jax.tasks import localization_pictures  # pylint: disable=import-outside-toplevel
     rows = {k[len("picture_"):]: np.asarray(v) for k, v in metrics.items() if k.startswith("picture_")}
     path = os.path.join(workdir, "detections.png")
-    localization_pictures.plot_detections(rows, path, self.class_names)
+    localization_pictures.plot_detections(rows, path, self.class_names, min_score=PICTURE_SCORE)
     summary["detections_png"] = path
     return [path]
 
@@ -318,7 +320,8 @@ class SlidingWindowTask(base.Task):
     return eval_mode_with_pictures(self, members, runner)
 
   def predict(self, state: TrainState, paths: Sequence[str]) -> list[str]:
-    """Detections of image files, drawn on each as `<name>_detections.png` beside it."""
+    """Detections of image files, those scoring at least `PICTURE_SCORE` drawn on each as `<name>_detections.png`
+    beside it."""
     from vision_jax.tasks import classification_eval, localization_pictures  # pylint: disable=import-outside-toplevel
     images = np.stack([classification_eval.read_image(p, tuple(self.spec.image_shape)) for p in paths])
     run = jax.jit(lambda params, x: self.detect(params, self.input_ops(jax.random.PRNGKey(0), x, train=False)))
@@ -327,8 +330,9 @@ class SlidingWindowTask(base.Task):
     for i, path in enumerate(paths):
       valid = np.flatnonzero(found["pred_valid"][i])
       out = os.path.splitext(path)[0] + "_detections.png"
-      picture = localization_pictures.draw_detections(images[i], found["pred_boxes"][i][valid],
-                                                      found["pred_labels"][i][valid], found["pred_scores"][i][valid],
+      drawn = valid[found["pred_scores"][i][valid] >= PICTURE_SCORE]
+      picture = localization_pictures.draw_detections(images[i], found["pred_boxes"][i][drawn],
+                                                      found["pred_labels"][i][drawn], found["pred_scores"][i][drawn],
                                                       self.class_names)
       Image.fromarray(picture).save(out)
       shown = ", ".join(f"{self.class_names[found['pred_labels'][i][j]]} {found['pred_scores'][i][j]:.2f}"
