@@ -3,13 +3,14 @@ training windows' targets (NumPy references); the loop parts run in tests/tasks/
 
 import jax
 import jax.numpy as jnp
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
 from tests.tasks import in_process
 from vision_jax.data import digit_localization, digit_scenes
 from vision_jax.data.features import make_spec, object_features, Feature
-from vision_jax.tasks import localization, sliding_window
+from vision_jax.tasks import localization, localization_pictures, sliding_window
 
 
 def _localization_task(**overrides):
@@ -124,3 +125,22 @@ def test_crop_jitter_moves_and_scales_boxes_within_bounds():
   assert np.all(np.abs(shift) <= 0.1 * 0.4 + 1e-6) and np.abs(shift).max() > 0.9 * 0.04
   np.testing.assert_allclose(scale[:, 0], scale[:, 1], rtol=1e-5)  # one factor: the aspect ratio is kept
   assert np.exp(-0.1) - 1e-5 <= scale.min() < 0.92 and 1.08 < scale.max() <= np.exp(0.1) + 1e-5
+
+
+def test_plot_detections_draws_only_valid_boxes_at_or_above_min_score(monkeypatch, tmp_path):
+  captured = []
+
+  def fake_grid(cells, **kwargs):
+    captured.extend(cells)
+    return plt.figure()
+
+  monkeypatch.setattr(localization_pictures, "annotated_grid_figure", fake_grid)
+  rows = {"image": np.zeros((1, 8, 8, 1), np.uint8), "boxes": np.zeros((1, 2, 4), np.float32),
+          "box_labels": np.zeros((1, 2), np.int32), "num_objects": np.array([1]),
+          "pred_boxes": np.arange(16, dtype=np.float32).reshape(1, 4, 4), "pred_labels": np.array([[1, 2, 3, 4]]),
+          "pred_scores": np.array([[0.9, 0.3, 0.29, 0.8]], np.float32), "pred_valid": np.array([[1, 1, 1, 0]], bool)}
+  localization_pictures.plot_detections(rows, str(tmp_path / "d.png"), [str(i) for i in range(5)], min_score=0.3)
+  predicted = captured[1]
+  np.testing.assert_array_equal(predicted["box_labels"], [1, 2])  # 0.29 below the floor, 0.8 not valid
+  np.testing.assert_array_equal(predicted["boxes"], rows["pred_boxes"][0][[0, 1]])
+  assert predicted["title"] == "predicted 0 (>= 0.30): 0.90, 0.30"
