@@ -7,6 +7,7 @@ import pytest
 
 from vision_jax.errors import ConfigError
 from vision_jax.evaluation import local_matching
+from vision_jax.models.embedding.siamese import EmbeddingNet
 
 
 def _reference_similarities(queries, supports, radius):
@@ -90,21 +91,21 @@ class _TinyBackbone(nn.Module):
   """1x1 conv (3 channels, no bias) -> flatten -> dense, like a zoo classifier's last conv block and head."""
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, train=False):
     x = nn.Conv(3, (1, 1), use_bias=False, name="conv")(x)
     return nn.Dense(2, name="head")(x.reshape((x.shape[0], -1)))
 
 
-def test_first_dense_input_maps_unflattens_the_last_conv_block():
+def test_first_maps_unflatten_the_last_conv_block():
   rng = np.random.default_rng(5)
   images = rng.normal(size=(2, 4, 4, 2)).astype(np.float32)
-  model = _TinyBackbone()
+  model = EmbeddingNet(_TinyBackbone(), normalize=False)
   variables = model.init(jax.random.PRNGKey(0), images)
-  maps, logits = local_matching.first_dense_input_maps(lambda: model.apply(variables, images))
-  kernel = np.asarray(variables["params"]["conv"]["kernel"])[0, 0]  # [2, 3]
-  np.testing.assert_allclose(np.asarray(maps["maps"]), images @ kernel, rtol=1e-5, atol=1e-5)
-  assert logits.shape == (2, 2)
+  maps = model.apply(variables, images, layer="first_maps", method=EmbeddingNet.features)
+  kernel = np.asarray(variables["params"]["backbone"]["conv"]["kernel"])[0, 0]  # [2, 3]
+  np.testing.assert_allclose(np.asarray(maps), images @ kernel, rtol=1e-5, atol=1e-5)
+  assert model.apply(variables, images).shape == (2, 2)
   wide = images[:, :3]  # 3 x 4 maps flatten to 36 values: not an s x s x 3 block
   wide_variables = model.init(jax.random.PRNGKey(0), wide)
   with pytest.raises(ConfigError, match="not square"):
-    local_matching.first_dense_input_maps(lambda: model.apply(wide_variables, wide))
+    model.apply(wide_variables, wide, layer="first_maps", method=EmbeddingNet.features)

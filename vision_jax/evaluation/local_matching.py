@@ -11,8 +11,8 @@ Similarities: each location's descriptor (its C channels) is L2-normalised and c
 (cosine), a descriptor that is all zeros (a ReLU map's empty background) scoring 0 against everything. Support
 locations outside the map do not take part.
 
-The maps matched are those entering the backbone's first linear layer (`first_dense_input_maps`: simple_cnn's
-5x5x64 after its last pooling), i.e. the unflattened `embedding.eval_features=conv` vectors.
+The maps matched are those entering the backbone's first linear layer (`EmbeddingNet.features(layer="first_maps")`:
+simple_cnn's 5x5x64 after its last pooling), i.e. the unflattened `embedding.eval_features=conv` vectors.
 
 Everything runs in float32 jitted chunks; `location_similarities` is the building block the tests check against a
 float64 loop.
@@ -21,9 +21,7 @@ float64 loop.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -115,42 +113,6 @@ def local_score_matrix(a: np.ndarray, b: np.ndarray, radius: int) -> np.ndarray:
   out = [np.asarray(location_similarities(jnp.asarray(a[s:s + rows], jnp.float32), b, radius).mean((2, 3)),
                     np.float64) for s in range(0, len(a), rows)]
   return np.concatenate(out) if out else np.zeros((0, len(b)))
-
-
-def first_dense_input_maps(apply_fn: Callable[[], Any]) -> tuple[dict[str, jax.Array], Any]:
-  """Runs `apply_fn` (a flax `apply` closure) and recovers the input of the first `nn.Dense` layer it calls as maps.
-
-  A backbone flattens its last conv block before its first linear layer; the maps come back as [N, s, s, C] with C
-  the output channels of the last `nn.Conv` called before that layer and s = sqrt(features / C).
-
-  Returns:
-    ({"maps": [N, s, s, C] float32}, what `apply_fn` returned).
-
-  Raises:
-    ConfigError: when the backbone calls no `nn.Conv` before an `nn.Dense`, or its flattened block is not square.
-  """
-  seen: dict[str, Any] = {}
-
-  def record(next_fun, args, kwargs, context):
-    if context.method_name == "__call__" and "dense_input" not in seen:
-      if isinstance(context.module, nn.Conv):
-        seen["channels"] = int(context.module.features)
-      elif isinstance(context.module, nn.Dense):
-        seen["dense_input"] = args[0]
-    return next_fun(*args, **kwargs)
-
-  with nn.intercept_methods(record):
-    result = apply_fn()
-  if "dense_input" not in seen or "channels" not in seen:
-    raise ConfigError("embedding.match=local matches the conv maps entering the backbone's first linear layer; this "
-                      "backbone has none: use match=prototype or a backbone such as simple_cnn")
-  flat, channels = seen["dense_input"], seen["channels"]
-  flat = flat.reshape((flat.shape[0], -1))
-  side = int(round(np.sqrt(flat.shape[1] / channels)))
-  if side * side * channels != flat.shape[1]:
-    raise ConfigError(f"embedding.match=local: the backbone's flattened conv block has {flat.shape[1]} values, not "
-                      f"square maps of {channels} channels; use match=prototype")
-  return {"maps": flat.reshape((flat.shape[0], side, side, channels)).astype(jnp.float32)}, result
 
 
 def check_match(match: str, radius: int, pair_classifier: bool = False) -> None:

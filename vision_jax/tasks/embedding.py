@@ -398,11 +398,13 @@ class EmbeddingTask(base.Task):
     """Per-example outputs of one padded eval batch: embedding [N, E], label [N], thumb [N, h, w, C] uint8, mask
     [N] and, for the pair classifier, its head's weights repeated per row (pair_weights [N, E])."""
     images = batch["image"]
-    embed = functools.partial(self.embed, state.variables("model"), images)
-    local = self.eval_settings.match == "local"
-    maps, embeddings = local_matching.first_dense_input_maps(embed) if local else ({}, embed())
+    variables = state.variables("model")
+    embeddings = self.embed(variables, images)
     outputs = {"embedding": embeddings, "label": batch[self.label_key], "mask": batch["mask"],
-               "thumb": thumbnails(images), **maps}
+               "thumb": thumbnails(images)}
+    if self.eval_settings.match == "local":  # check_match has refused the pair classifier
+      outputs["maps"] = self.model.apply(variables, self.input_ops(jax.random.PRNGKey(0), images, train=False),
+                                         train=False, layer="first_maps", method=embedding_models.EmbeddingNet.features)
     if isinstance(self.model, embedding_models.PairClassifier):
       weights = state.params["model"]["pair_head"]["kernel"][:, 0]
       outputs["pair_weights"] = jnp.broadcast_to(weights, embeddings.shape)

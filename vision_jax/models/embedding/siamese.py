@@ -24,6 +24,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vision_jax.errors import ConfigError
 from vision_jax.losses.metric import l2_normalize
 from vision_jax.models.registry import get, register_factory
 
@@ -62,21 +63,29 @@ class EmbeddingNet(nn.Module):
     ReLU) or of the first (`layer="first"`: the flattened convolutional features, simple_cnn's 5x5x64 maps), or the
     backbone's output when it calls none (conv4 with head=False). SimCLR's observation (Chen et al. 2020) is that
     layers below the one the loss shapes keep more of what that loss discards, so they transfer better to unseen
-    classes.
+    classes. `layer="first_maps"` gives the first layer's input unflattened, as [N, s, s, C] maps with C the output
+    channels of the last `nn.Conv` called before that layer (for location-by-location matching).
 
     Args:
       images: [N, H, W, C].
       train: training mode of the backbone.
-      layer: "last" or "first" linear layer's input.
+      layer: "last" or "first" linear layer's input, or "first_maps".
 
     Returns:
-      [N, F] float32 features (not normalised, not centred).
+      [N, F] float32 features (not normalised, not centred), or [N, s, s, C] for "first_maps".
+
+    Raises:
+      ConfigError: "first_maps" of a backbone that calls no `nn.Conv` before an `nn.Dense`, or whose flattened
+        block is not square.
     """
-    head_inputs = []
+    head_inputs, conv_channels = [], []
 
     def record_dense_inputs(next_fun, args, kwargs, context):
-      if isinstance(context.module, nn.Dense) and context.method_name == "__call__":
-        head_inputs.append(args[0])
+      if context.method_name == "__call__":
+        if isinstance(context.module, nn.Dense):
+          head_inputs.append(args[0])
+        elif isinstance(context.module, nn.Conv) and not head_inputs:
+          conv_channels.append(int(context.module.features))
       return next_fun(*args, **kwargs)
 
     with nn.intercept_methods(record_dense_inputs):
@@ -84,7 +93,21 @@ class EmbeddingNet(nn.Module):
     if isinstance(out, (tuple, list)):
       out = out[0]
     features = (head_inputs[-1] if layer == "last" else head_inputs[0]) if head_inputs else out
-    return features.reshape((features.shape[0], -1)).astype(jnp.float32)
+    features = features.reshape((features.shape[0], -1)).astype(jnp.float32)
+    return _square_maps(features, head_inputs, conv_channels) if layer == "first_maps" else features
+
+
+def _square_maps(flat: jax.Array, head_inputs: list, conv_channels: list) -> jax.Array:
+  """The first linear layer's flattened input [N, s * s * C] as [N, s, s, C] maps (`EmbeddingNet.features`)."""
+  if not head_inputs or not conv_channels:
+    raise ConfigError("embedding.match=local matches the conv maps entering the backbone's first linear layer; this "
+                      "backbone has none: use match=prototype or a backbone such as simple_cnn")
+  channels = conv_channels[-1]
+  side = int(round((flat.shape[1] / channels) ** 0.5))
+  if side * side * channels != flat.shape[1]:
+    raise ConfigError(f"embedding.match=local: the backbone's flattened conv block has {flat.shape[1]} values, not "
+                      f"square maps of {channels} channels; use match=prototype")
+  return flat.reshape((flat.shape[0], side, side, channels))
 
 
 class PairClassifier(nn.Module):
