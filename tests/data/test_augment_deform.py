@@ -60,3 +60,62 @@ def test_registered_ops_keep_dtype_and_follow_p():
   assert warped.dtype == jnp.uint8 and not (np.asarray(warped) == np.asarray(images)).all()
   with pytest.raises(ConfigError, match="probability"):
     augment.build("stroke(p=2)")
+
+
+def _moment_reference(image: np.ndarray, spread: float = 0.0, max_stretch: float = 2.0) -> np.ndarray:
+  """float64 moments (pixel centres at index + 0.5) and scipy's bilinear affine resampling, zeros outside."""
+  h, w = image.shape
+  ys, xs = np.mgrid[:h, :w] + 0.5
+  total = image.sum()
+  mx, my = (image * xs).sum() / total, (image * ys).sum() / total
+  var_x, var_y = (image * (xs - mx) ** 2).sum() / total, (image * (ys - my) ** 2).sum() / total
+  alpha = (image * (xs - mx) * (ys - my)).sum() / total / var_y
+  fx = fy = 1.0
+  if spread:
+    fy = spread * h / np.sqrt(var_y)
+    fx = min(spread * w / np.sqrt(max(var_x - alpha ** 2 * var_y, 1e-12)), max_stretch * fy)
+  # output pixel centre (x', y') reads input y = my + (y' - h/2) / fy, x = mx + alpha (y - my) + (x' - w/2) / fx
+  matrix = np.array([[1 / fy, 0.0], [alpha / fy, 1 / fx]])
+  centre_out = np.array([h / 2 - 0.5, w / 2 - 0.5])  # index of the centre in (row, col)
+  offset = np.array([my - 0.5, mx - 0.5]) - matrix @ centre_out
+  return ndimage.affine_transform(image, matrix, offset=offset, order=1, mode="grid-constant", cval=0.0)
+
+
+def _slanted_strokes() -> np.ndarray:
+  images = np.zeros((3, 20, 16, 1), np.float32)
+  for i, slope in enumerate((0.4, -0.3, 0.0)):  # two slanted strokes of width ~3 px, off centre; a thin bar
+    for r in range(3, 17):
+      c = int(np.floor(6 + slope * (r - 10)))
+      images[i, r, c:c + (2 if i < 2 else 1), 0] = 200.0
+      images[i, r, c + 2, 0] = 80.0 if i < 2 else 0.0
+  return images
+
+
+@pytest.mark.parametrize("pipeline,spread", [("deskew", 0.0), ("moment_norm(spread=0.2, max_stretch=2)", 0.2)])
+def test_moment_ops_match_a_float64_moment_and_scipy_reference_and_remove_the_slant(pipeline, spread):
+  images = _slanted_strokes()
+  ours = np.asarray(augment.build(pipeline)(jax.random.PRNGKey(0), jnp.asarray(images)))
+  ys, xs = np.mgrid[:20, :16] + 0.5
+  for i in range(3):
+    np.testing.assert_allclose(ours[i, :, :, 0], _moment_reference(images[i, :, :, 0].astype(np.float64), spread),
+                               atol=1e-3)
+    ink = ours[i, :, :, 0].astype(np.float64)
+    mx, my = (ink * xs).sum() / ink.sum(), (ink * ys).sum() / ink.sum()
+    assert abs(mx - 8) < 0.05 and abs(my - 10) < 0.05  # centroid at the centre
+    assert abs((ink * (xs - mx) * (ys - my)).sum() / (ink * (ys - my) ** 2).sum()) < 0.02  # no slant left
+    if spread and i < 2:  # both axes at the target spread (less the interpolation's blur)
+      assert abs(np.sqrt((ink * (ys - my) ** 2).sum() / ink.sum()) - spread * 20) < 0.3
+  if spread:  # the thin bar is widened only up to max_stretch times its vertical scale
+    bar_fy = spread * 20 / np.sqrt(((images[2, :, :, 0] > 0) * (ys - 10) ** 2).sum() / (images[2, :, :, 0] > 0).sum())
+    assert np.count_nonzero(ours[2, 10, :, 0] > 1) <= int(np.ceil(2 * bar_fy)) + 2
+
+
+def test_deskew_leaves_upright_centred_and_blank_images_alone():
+  upright = np.zeros((1, 12, 12, 1), np.uint8)
+  upright[0, 2:10, 5:7, 0] = 255  # a vertical bar centred on the image
+  blank = np.zeros((1, 12, 12, 1), np.uint8)
+  op = augment.build("deskew")
+  np.testing.assert_array_equal(np.asarray(op(jax.random.PRNGKey(0), jnp.asarray(upright))), upright)
+  np.testing.assert_array_equal(np.asarray(op(jax.random.PRNGKey(0), jnp.asarray(blank))), blank)
+  np.testing.assert_allclose(np.asarray(V.moment_maps(jnp.asarray(upright), center=False))[0],
+                             [[1, 0, 0], [0, 1, 0]], atol=1e-6)

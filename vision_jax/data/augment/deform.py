@@ -1,13 +1,16 @@
 """Shape-preserving deformations of hand-drawn images (e.g. the two views of SimCLR's NT-Xent in metric learning):
 elastic distortion and stroke thickness, registered as image ops `elastic` and `stroke`, so that config
 strings chain them with the library's ops, e.g.
-`input.augment = "stroke(p=0.6)|elastic(alpha=8, sigma=3, p=0.5)|affine(degrees=15, ...)|cutout(size=8, p=0.5)"`.
+`input.augment = "stroke(p=0.6)|elastic(alpha=8, sigma=3, p=0.5)|affine(degrees=15, ...)|cutout(size=8, p=0.5)"`;
+and the deterministic normalisation `deskew` (moment-based slant removal and centring, for `input.preprocess`).
 
 Both keep the dtype of their input (integer images are rounded back) and work on [N, H, W, C] batches under jit.
 
 References:
   Simard, Steinkraus, Platt, "Best Practices for Convolutional Neural Networks Applied to Visual Document
   Analysis", ICDAR 2003 (elastic distortion: a random displacement field smoothed by a Gaussian, scaled by alpha).
+  LeCun, Bottou, Bengio, Haffner, "Gradient-Based Learning Applied to Document Recognition", Proc. IEEE 1998, and
+  the MNIST page's "deskewing" rows (a shear that makes the ink's principal axis vertical, from its second moments).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vision_jax.data.augment.registry import Op, pixel_op, register
-from vision_jax.data.augment.warp import sample_image
+from vision_jax.data.augment.warp import sample_image, warp_sample
 from vision_jax.errors import ConfigError
 
 
@@ -155,3 +158,64 @@ def stroke(p: float = 0.6) -> Op:
   """`stroke_thickness` with probability `p` per image."""
   _check_probability("stroke", p)
   return pixel_op(lambda rng, images: stroke_thickness(rng, images, p))
+
+
+def moment_maps(images: jax.Array, center: bool = True, spread: float = 0.0, max_stretch: float = 2.0) -> jax.Array:
+  """Forward maps [N, 2, 3] normalising each image by the moments of its intensity distribution (channel mean as
+  the weight, pixel centres as coordinates; centroid (mx, my), alpha = cov(x, y) / var(y)):
+
+    x' = fx (x - mx - alpha (y - my)) + (W/2 if center else mx),   y' = fy (y - my) + (H/2 if center else my)
+
+  The shear removes the slant (the output's cov(x, y) is zero, "deskewing"); with `spread` > 0 the scales
+  fy = spread H / std(y) and fx = spread W / std(x | sheared) give both axes the same relative spread (moment
+  normalisation, Casey 1970), fx capped at max_stretch * fy so that thin shapes (a "1") are not blown up to the
+  image width, both clipped to [1/4, 4]; `spread` = 0 keeps the size (fx = fy = 1). Blank images, or ones with
+  var(y) = 0, get alpha = 0 and keep their scale.
+
+  Args:
+    images: [N, H, W, C] images with ink brighter than the background (MNIST's convention).
+    center: move each centroid to the image centre.
+    spread: target standard deviation of the ink along each axis as a fraction of the image side (0: no scaling).
+    max_stretch: the largest ratio fx / fy.
+
+  Returns:
+    [N, 2, 3] float32 input -> output pixel-coordinate maps (for `warp.warp_images`).
+  """
+  n, h, w = images.shape[:3]
+  weights = jnp.mean(images.astype(jnp.float32), axis=-1)  # [N, H, W]
+  ys, xs = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32) + 0.5, jnp.arange(w, dtype=jnp.float32) + 0.5, indexing="ij")
+  total = jnp.sum(weights, axis=(1, 2))
+  inked = total > 0
+  safe = jnp.where(inked, total, 1.0)
+  mx = jnp.where(inked, jnp.sum(weights * xs, axis=(1, 2)) / safe, w / 2.0)
+  my = jnp.where(inked, jnp.sum(weights * ys, axis=(1, 2)) / safe, h / 2.0)
+  dx, dy = xs - mx[:, None, None], ys - my[:, None, None]
+  var_x, var_y, cov_xy = (jnp.sum(weights * a * b, axis=(1, 2)) / safe for a, b in ((dx, dx), (dy, dy), (dx, dy)))
+  shaped = var_y > 1e-6
+  alpha = jnp.where(shaped, cov_xy / jnp.where(shaped, var_y, 1.0), 0.0)
+  if spread > 0:
+    sheared_var_x = jnp.maximum(var_x - alpha * cov_xy, 1e-6)
+    fy = jnp.where(shaped, jnp.clip(spread * h / jnp.sqrt(jnp.where(shaped, var_y, 1.0)), 0.25, 4.0), 1.0)
+    fx = jnp.where(shaped, jnp.clip(spread * w / jnp.sqrt(sheared_var_x), 0.25, max_stretch * fy), 1.0)
+  else:
+    fx = fy = jnp.ones(n)
+  out_x, out_y = (jnp.full(n, w / 2.0), jnp.full(n, h / 2.0)) if center else (mx, my)
+  zero = jnp.zeros(n)
+  return jnp.stack([jnp.stack([fx, -fx * alpha, out_x - fx * (mx - alpha * my)], -1),
+                    jnp.stack([zero, fy, out_y - fy * my], -1)], -2)
+
+
+@register("deskew")
+def deskew(center: bool = True) -> Op:
+  """Warps each image (bilinear, 0 outside) by its `moment_maps` without scaling: the slant removed and, with
+  `center`, the centroid centred. Deterministic (the same in training and evaluation): put it in `input.preprocess`."""
+  return lambda rng, sample: warp_sample(sample, moment_maps(sample.images, bool(center)))
+
+
+@register("moment_norm")
+def moment_norm(spread: float = 0.16, max_stretch: float = 2.0) -> Op:
+  """`deskew` plus scaling of each axis to the same relative ink spread (`moment_maps`; 0.16 of the side is 4.5
+  pixels of 28, about MNIST's typical vertical spread). Deterministic: put it in `input.preprocess`."""
+  if spread <= 0 or max_stretch < 1:
+    raise ConfigError(f"moment_norm(spread={spread}, max_stretch={max_stretch}) needs spread > 0 and max_stretch >= 1")
+  return lambda rng, sample: warp_sample(sample, moment_maps(sample.images, True, float(spread), float(max_stretch)))
