@@ -24,7 +24,10 @@ handwriting-like classes x k examples added to every batch, 0: off), pool (`embe
 classes every step, M a fixed family of M), jitter (`embedding.glyph_jitter`), strokes (`embedding.glyph_strokes`),
 lr, seed, smoke, match (`embedding.match`: prototype, or local: conv maps matched location by location within
 +-radius cells), radius, refine (`embedding.refine_steps`: > 0 adds transductive soft k-means episode metrics,
-`_transductive`). features takes several layers joined by + (conv+backbone: each L2-normalised, then concatenated).
+`_transductive`), shape (moment-based shape normalisation of every training and evaluation image, added to
+`input.preprocess`: deskew removes each image's slant and centres its ink; moments also scales both axes to the same
+ink spread, `vision_jax.data.augment.deform.moment_maps`; '' none, the default). features takes several layers joined
+by + (conv+backbone: each L2-normalised, then concatenated).
 Evaluation and checkpoints at half and all steps.
 Defaults (session 26): simple_cnn + batch norm, batch_all on P x K = 20 x 5, 64-d L2-normalised embeddings, affine
 augmentation, no rotated classes, evaluation on the flattened conv maps (features=conv), which scored about 10
@@ -50,6 +53,7 @@ AUGMENTS = {"crop": "pad_crop(pad=2)", "none": "",
             "strong": "stroke(p=0.6)|elastic(alpha=8, sigma=3, p=0.5)|affine(degrees=15, translate=(0.1, 0.1), "
                       "scale=(0.8, 1.2), shear=(15, 15))|cutout(size=8, p=0.5)"}
 FEATURES = ("head", "backbone", "conv")
+SHAPE_NORMS = {"deskew": "deskew", "moments": "moment_norm(spread=0.16, max_stretch=2.0)"}
 DATASETS = {"digits": ("mnist_embedded", "normalize(mean=0.1307, std=0.3081)"),
             "fashion": ("fashion_mnist_embedded", "normalize(mean=0.286, std=0.353)")}
 PAIR_LOSSES = ("pair_bce",)
@@ -92,11 +96,13 @@ def get_config(arg: str | None = None):
                           steps=400, batch=0, k=5, margin=0.0, embed=64, normalize=True, metric="euclidean",
                           scale=1.0, augment="affine", head=True, blocks=4, center=False, lr=1e-3, seed=0, smoke=False,
                           features="conv", eval_metric="", temperature=0.2, instance=0.0, glyphs=0, pool=0,
-                          jitter=0.06, strokes=4, match="prototype", radius=1, refine=0)
+                          jitter=0.06, strokes=4, match="prototype", radius=1, refine=0, shape="")
   if args.dataset not in DATASETS:
     raise ConfigError(f"dataset={args.dataset!r}; use one of {', '.join(DATASETS)}")
   if args.augment not in AUGMENTS:
     raise ConfigError(f"augment={args.augment!r}; use one of {', '.join(AUGMENTS)}")
+  if args.shape and args.shape not in SHAPE_NORMS:
+    raise ConfigError(f"shape={args.shape!r}; use one of {', '.join(SHAPE_NORMS)}, or leave it empty for none")
   if any(name not in FEATURES for name in args.features.split("+")):
     raise ConfigError(f"features={args.features!r}; use one of {', '.join(FEATURES)} or several joined by + (e.g. "
                       "conv+backbone)")
@@ -108,6 +114,8 @@ def get_config(arg: str | None = None):
   config.schedule.warmup_steps = min(100, args.steps // 10)
   config.input.eval_batch_size = 500
   config.input.augment = AUGMENTS[args.augment]
+  if args.shape:  # moment-based shape normalisation of every image, training and evaluation
+    config.input.preprocess += "|" + SHAPE_NORMS[args.shape]
   config.input.normalize = DATASETS[args.dataset][1]
   config.log_every_steps = 100
   config.model.batch_norm = "on" if args.bn else ""

@@ -10,6 +10,7 @@ from PIL import Image
 from tests.losses.test_prototypical_loss import ref_prototypical
 from tests.tasks import in_process
 from vision_jax import tasks
+from vision_jax.tasks import base
 from vision_jax.data import datasets
 from vision_jax.data.features import Feature, make_spec
 from vision_jax.errors import ConfigError
@@ -94,11 +95,27 @@ def test_prototypical_episodes_use_the_configured_group_size(batch):
 
 
 @pytest.mark.parametrize("args,fix", [("augment=blur", "augment='blur'; use one of crop"),
-                                      ("head=false", "use model=conv4")])
+                                      ("head=false", "use model=conv4"),
+                                      ("shape=slant", "shape='slant'; use one of deskew, moments")])
 def test_config_argument_errors_name_the_fix(args, fix):
   with pytest.raises(ConfigError) as error:
     in_process.load_config(f"configs/siamese_digits.py:{args},smoke")
   assert fix in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("shape,op", [("deskew", "deskew"), ("moments", "moment_norm")])
+def test_shape_normalisation_joins_the_preprocessing_of_training_and_evaluation(shape, op):
+  config = in_process.load_config(f"configs/siamese_digits.py:shape={shape},smoke")
+  assert config.input.preprocess.split("|")[0] == "to_float" and config.input.preprocess.split("|")[1].startswith(op)
+  ops = base.InputOps(config.input)
+  slanted = np.zeros((1, 28, 28, 1), np.uint8)
+  for r in range(6, 22):
+    slanted[0, r, 10 + (r - 6) // 2:12 + (r - 6) // 2, 0] = 255
+  image = np.asarray(ops.preprocess(jax.random.PRNGKey(0), jnp.asarray(slanted)))[0, :, :, 0]  # train and eval
+  ys, xs = np.mgrid[:28, :28] + 0.5
+  mx, my = (image * xs).sum() / image.sum(), (image * ys).sum() / image.sum()
+  slant = (image * (xs - mx) * (ys - my)).sum() / (image * (ys - my) ** 2).sum()
+  assert abs(slant) < 0.02 and abs(mx - 14) < 0.05 and abs(my - 14) < 0.05  # no slant left, centred
 
 
 def test_conv4_recipe_config():
