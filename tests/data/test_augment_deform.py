@@ -119,3 +119,9 @@ def test_deskew_leaves_upright_centred_and_blank_images_alone():
   np.testing.assert_array_equal(np.asarray(op(jax.random.PRNGKey(0), jnp.asarray(blank))), blank)
   np.testing.assert_allclose(np.asarray(V.moment_maps(jnp.asarray(upright), center=False))[0],
                              [[1, 0, 0], [0, 1, 0]], atol=1e-6)
+
+
+@pytest.mark.parametrize("pipeline", ["moment_norm(spread=0)", "moment_norm(max_stretch=0.5)"])
+def test_moment_norm_rejects_a_spread_or_stretch_it_cannot_use(pipeline):
+  with pytest.raises(ConfigError, match="needs spread > 0 and max_stretch >= 1"):
+    augment.build(pipeline)

@@ -2,15 +2,18 @@
 elastic distortion and stroke thickness, registered as image ops `elastic` and `stroke`, so that config
 strings chain them with the library's ops, e.g.
 `input.augment = "stroke(p=0.6)|elastic(alpha=8, sigma=3, p=0.5)|affine(degrees=15, ...)|cutout(size=8, p=0.5)"`;
-and the deterministic normalisation `deskew` (moment-based slant removal and centring, for `input.preprocess`).
+and the deterministic shape normalisations `deskew` and `moment_norm` (moment-based slant removal, centring and
+scaling, for `input.preprocess`).
 
-Both keep the dtype of their input (integer images are rounded back) and work on [N, H, W, C] batches under jit.
+All keep the dtype of their input (integer images are rounded back) and work on [N, H, W, C] batches under jit.
 
 References:
   Simard, Steinkraus, Platt, "Best Practices for Convolutional Neural Networks Applied to Visual Document
   Analysis", ICDAR 2003 (elastic distortion: a random displacement field smoothed by a Gaussian, scaled by alpha).
   LeCun, Bottou, Bengio, Haffner, "Gradient-Based Learning Applied to Document Recognition", Proc. IEEE 1998, and
   the MNIST page's "deskewing" rows (a shear that makes the ink's principal axis vertical, from its second moments).
+  Casey, "Moment Normalization of Handprinted Characters", IBM J. Res. Dev. 14(5), 1970 (centroid, slant and size
+  from the first and second moments).
 """
 
 from __future__ import annotations
