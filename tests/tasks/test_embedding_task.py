@@ -118,6 +118,13 @@ def test_shape_normalisation_joins_the_preprocessing_of_training_and_evaluation(
   assert abs(slant) < 0.02 and abs(mx - 14) < 0.05 and abs(my - 14) < 0.05  # no slant left, centred
 
 
+def test_holes_argument_reaches_the_evaluator_and_bad_weights_fail_before_training():
+  assert _task("supcon", "balanced", "holes=0.1,").eval_settings.holes == 0.1
+  assert _task("supcon", "balanced").eval_settings.holes == 0.0
+  with pytest.raises(ConfigError, match="embedding.holes=-1.0 is a penalty weight"):
+    _task("supcon", "balanced", "holes=-1,")
+
+
 def test_conv4_recipe_config():
   config = in_process.load_config("configs/siamese_digits.py:loss=prototypical,model=conv4,head=false,blocks=3,"
                                   "center=true,metric=cosine,scale=10,augment=affine,smoke")

@@ -20,7 +20,7 @@ sum_j w_j |a_j - b_j| (the bias shifts every score equally, so no ranking or cho
     a probe takes the class of its nearest enrolled example. Mean top-1 accuracy over `gallery_draws` draws.
   * Matching options (`EmbeddingEval.match`): episodes and the gallery can instead match conv maps location by
     location (`local_matching`, inductive: each query against its support set only); the same episode draws serve
-    every rule. `refine_steps` adds transductive soft k-means results (`transductive`) under separate names.
+    every rule. `holes` adds a topological prior of line drawings to either rule (`hole_prior`). `refine_steps` adds transductive soft k-means results (`transductive`) under separate names.
 """
 
 from __future__ import annotations
@@ -34,73 +34,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from vision_jax.errors import ConfigError
-from vision_jax.evaluation import local_matching, transductive
+from vision_jax.evaluation import hole_prior, local_matching, transductive
+from vision_jax.evaluation.embedding_scores import paired_scores, score_matrix
 
-SCORES = ("euclidean", "squared_euclidean", "cosine", "weighted_l1")
 ClassScores = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (query_rows [E, q], support_rows [E, N, K]) -> [E, q, N]
 PairScores = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (rows_a [n], rows_b [m]) -> [n, m]
-_CHUNK_ELEMENTS = 1 << 24  # rows x columns x dims per block of `score_matrix` / `paired_scores` (128 MiB of float64)
-
-
-def _check_score(metric: str, weights: np.ndarray | None) -> None:
-  if metric not in SCORES:
-    raise ConfigError(f"unknown embedding score {metric!r}; use one of {', '.join(SCORES)}")
-  if metric == "weighted_l1" and weights is None:
-    raise ValueError("the weighted_l1 score needs the pair head's weights")
-
-
-def _scores(a: np.ndarray, b: np.ndarray, metric: str, weights: np.ndarray | None) -> np.ndarray:
-  """Scores of every row of a [n, D] against every row of b [m, D] -> [n, m] (no chunking)."""
-  if metric == "weighted_l1":
-    return np.abs(a[:, None, :] - b[None, :, :]) @ weights
-  if metric == "cosine":
-    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
-    return -(1.0 - a @ b.T)
-  squared = np.maximum(np.sum(a * a, 1)[:, None] + np.sum(b * b, 1)[None, :] - 2.0 * a @ b.T, 0.0)
-  return -(np.sqrt(squared) if metric == "euclidean" else squared)
-
-
-def score_matrix(a: np.ndarray, b: np.ndarray, metric: str = "euclidean",
-                 weights: np.ndarray | None = None) -> np.ndarray:
-  """Scores (higher = more alike) of every row of `a` against every row of `b`.
-
-  Args:
-    a: [n, D] embeddings; b: [m, D] embeddings.
-    metric: one of `SCORES` (module docstring).
-    weights: [D] pair-head weights for 'weighted_l1'.
-
-  Returns:
-    [n, m] float64 scores.
-  """
-  _check_score(metric, weights)
-  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-  w = None if weights is None else np.asarray(weights, np.float64).reshape(-1)
-  rows = max(1, _CHUNK_ELEMENTS // max(1, len(b) * (a.shape[1] if metric == "weighted_l1" else 1)))
-  return np.concatenate([_scores(a[s:s + rows], b, metric, w) for s in range(0, len(a), rows)] or
-                        [np.zeros((0, len(b)))])
-
-
-def paired_scores(embeddings: np.ndarray, first: np.ndarray, second: np.ndarray, metric: str = "euclidean",
-                  weights: np.ndarray | None = None) -> np.ndarray:
-  """Scores of the pairs (embeddings[first[p]], embeddings[second[p]]) -> [P] float64."""
-  _check_score(metric, weights)
-  e = np.asarray(embeddings, np.float64)
-  w = None if weights is None else np.asarray(weights, np.float64).reshape(-1)
-  rows = max(1, _CHUNK_ELEMENTS // max(1, e.shape[1]))
-  out = []
-  for s in range(0, len(first), rows):
-    a, b = e[first[s:s + rows]], e[second[s:s + rows]]
-    if metric == "weighted_l1":
-      out.append(np.abs(a - b) @ w)
-    elif metric == "cosine":
-      na = np.maximum(np.linalg.norm(a, axis=1), 1e-12)
-      nb = np.maximum(np.linalg.norm(b, axis=1), 1e-12)
-      out.append(-(1.0 - np.sum(a * b, 1) / (na * nb)))
-    else:
-      squared = np.sum(np.square(a - b), 1)
-      out.append(-(np.sqrt(squared) if metric == "euclidean" else squared))
-  return np.concatenate(out) if out else np.zeros((0,))
 
 
 def join_feature_blocks(blocks: Sequence[jax.Array]) -> jax.Array:
@@ -280,13 +218,28 @@ def episode_accuracies(embeddings: np.ndarray, labels: np.ndarray, ways: int, sh
     return None
   query_rows, support_rows = drawn
   truth = np.repeat(np.arange(ways), queries)
-  if class_scores is not None:
-    return np.mean(np.argmax(class_scores(query_rows, support_rows), -1) == truth, 1)
+  scores = (class_scores(query_rows, support_rows) if class_scores is not None else
+            prototype_class_scores(embeddings, query_rows, support_rows, metric, weights))
+  return np.mean(np.argmax(scores, -1) == truth, 1)
+
+
+def prototype_class_scores(embeddings: np.ndarray, query_rows: np.ndarray, support_rows: np.ndarray,
+                           metric: str = "euclidean", weights: np.ndarray | None = None) -> np.ndarray:
+  """Scores of every query of every episode against its classes' prototypes (support means in embedding space).
+
+  Args:
+    embeddings: [N, D].
+    query_rows: [E, q] rows queried in each episode; support_rows: [E, W, K] each class's support rows.
+    metric, weights: the score (`score_matrix`).
+
+  Returns:
+    [E, q, W] float64 scores.
+  """
   embeddings = np.asarray(embeddings, np.float64)
-  out = np.empty(episodes)
-  for e in range(episodes):
+  out = np.empty(np.shape(query_rows) + (np.shape(support_rows)[1],))
+  for e in range(len(query_rows)):
     prototypes = embeddings[support_rows[e]].mean(1)
-    out[e] = np.mean(np.argmax(score_matrix(embeddings[query_rows[e]], prototypes, metric, weights), 1) == truth)
+    out[e] = score_matrix(embeddings[query_rows[e]], prototypes, metric, weights)
   return out
 
 
@@ -370,7 +323,7 @@ class EmbeddingEval:
   """What `embedding_metrics` measures.
 
   Attributes:
-    metric: the score (`SCORES`).
+    metric: the score (`embedding_scores.SCORES`).
     classes: labels kept for evaluation (held-out classes); empty: every label.
     episodes: (ways, shots) of each episode setting, e.g. ((5, 1), (20, 1), (5, 5)).
     queries: queries per class in an episode.
@@ -389,6 +342,9 @@ class EmbeddingEval:
     refine_steps: > 0 also reports every episode setting with transductive soft k-means refinement
       (`transductive`, metrics ending in _transductive); 0: off.
     refine_temperature: the soft assignments' sharpness.
+    holes: > 0 subtracts holes x the L1 distance between `hole_prior.hole_bands` descriptors of the evaluated images
+      (the rows' `thumb`) from every episode and gallery score, after either matching rule (a class's descriptor is
+      its support mean); 0: off. Verification, the pictures and transductive results score the features alone.
   """
 
   metric: str = "euclidean"
@@ -407,6 +363,11 @@ class EmbeddingEval:
   radius: int = 1
   refine_steps: int = 0
   refine_temperature: float = 10.0
+  holes: float = 0.0
+
+  def __post_init__(self):
+    if not self.holes >= 0:  # NaN too
+      raise ConfigError(f"embedding.holes={self.holes} is a penalty weight; use >= 0 (0: off)")
 
 
 def embedding_metrics(rows: Mapping[str, np.ndarray], settings: EmbeddingEval) -> dict[str, Any]:
@@ -440,6 +401,14 @@ def embedding_metrics(rows: Mapping[str, np.ndarray], settings: EmbeddingEval) -
     maps = np.asarray(rows["maps"])[keep]
     matching = {"class_scores": lambda q, s: local_matching.episode_class_scores(maps, q, s, settings.radius),
                 "pair_scores": lambda a, b: local_matching.local_score_matrix(maps[a], maps[b], settings.radius)}
+  if settings.holes > 0:  # the topological prior of line drawings, on top of either matching rule
+    if "thumb" not in rows:
+      raise ConfigError("embedding.holes needs the evaluated images (the rows' `thumb`); set it to 0")
+    base_class = matching.get("class_scores") or functools.partial(prototype_class_scores, embeddings, **score)
+    base_pair = matching.get("pair_scores") or (lambda a, b: score_matrix(embeddings[a], embeddings[b], **score))
+    descriptors = hole_prior.hole_bands(np.asarray(rows["thumb"])[keep])
+    class_scores, pair_scores = hole_prior.with_hole_penalty(base_class, base_pair, descriptors, settings.holes)
+    matching = {"class_scores": class_scores, "pair_scores": pair_scores}
   out: dict[str, Any] = {"num_examples": int(len(labels)), "num_classes": int(len(np.unique(labels)))}
   out.update({name: float("nan") for name in metric_names(settings)})  # what the data cannot give stays NaN
   if len(labels) < 4:
