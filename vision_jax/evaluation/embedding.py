@@ -20,7 +20,8 @@ sum_j w_j |a_j - b_j| (the bias shifts every score equally, so no ranking or cho
     a probe takes the class of its nearest enrolled example. Mean top-1 accuracy over `gallery_draws` draws.
   * Matching options (`EmbeddingEval.match`): episodes and the gallery can instead match conv maps location by
     location (`local_matching`, inductive: each query against its support set only); the same episode draws serve
-    every rule. `holes` adds a topological prior of line drawings to either rule (`hole_prior`). `refine_steps` adds transductive soft k-means results (`transductive`) under separate names.
+    every rule. `holes` adds a topological prior of line drawings to either rule (`hole_prior`). `refine_steps`
+    adds transductive soft k-means results (`transductive`) under separate names.
 """
 
 from __future__ import annotations
