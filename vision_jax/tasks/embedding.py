@@ -24,7 +24,8 @@ A config selects it with `task = "embedding"`; `config.model` names any zoo clas
   match, radius,    `EmbeddingEval`'s matching rule (prototype | local: conv maps matched within +-radius cells) and
   refine_steps      transductive soft k-means steps (> 0 adds `_transductive` episode metrics)
   holes             > 0: episode and gallery scores lose holes x the L1 distance of the images' hole descriptors
-                    (`vision_jax.evaluation.hole_prior`: loops at the top / bottom of a line drawing); 0: off
+                    (`vision_jax.evaluation.hole_prior`: loops at the top / bottom of a line drawing, found in the
+                    stored images as thumbnailed for the pictures, at most THUMB_SIZE pixels a side); 0: off
   eval_metric       the evaluation score's distance when it differs from `metric` ("": the training metric),
                     e.g. cosine for the non-negative backbone / conv features
   margin            m of the contrastive and hinge triplet losses
