@@ -86,6 +86,13 @@ def test_embedding_metrics_with_holes_separate_classes_the_features_cannot():
   assert plain["episodes_2way_1shot"] < 0.8  # random features
   assert holes["episodes_2way_1shot"] == 1.0 and holes["gallery_top1_enrol1"] == 1.0
   assert holes["verification_auc"] == plain["verification_auc"]  # verification scores the features alone
+  # The transductive results carry the prior too, in the soft assignments and the final scores, for either rule.
+  maps = rng.normal(size=(24, 3, 3, 4))
+  for match in ("prototype", "local"):
+    refine = dict(settings, refine_steps=2, match=match, radius=0)
+    plain = E.embedding_metrics({**rows, "maps": maps}, E.EmbeddingEval(**refine))
+    holes = E.embedding_metrics({**rows, "maps": maps}, E.EmbeddingEval(holes=2.5, **refine))
+    assert plain["episodes_2way_1shot_transductive"] < 0.8 and holes["episodes_2way_1shot_transductive"] == 1.0
   with pytest.raises(ConfigError, match="needs the evaluated images"):
     E.embedding_metrics({"embedding": rows["embedding"], "label": labels}, E.EmbeddingEval(holes=1.0, **settings))
   with pytest.raises(ConfigError, match="embedding.holes=-0.1"):

@@ -341,11 +341,13 @@ class EmbeddingEval:
       within +-radius, K shots pooled per location); verification always scores the embeddings.
     radius: the local matching radius in map cells.
     refine_steps: > 0 also reports every episode setting with transductive soft k-means refinement
-      (`transductive`, metrics ending in _transductive); 0: off.
+      (`transductive`, metrics ending in _transductive): of the embeddings, or of the conv maps under match=local;
+      0: off.
     refine_temperature: the soft assignments' sharpness.
     holes: > 0 subtracts holes x the L1 distance between `hole_prior.hole_bands` descriptors of the evaluated images
       (the rows' `thumb`) from every episode and gallery score, after either matching rule (a class's descriptor is
-      its support mean); 0: off. Verification, the pictures and transductive results score the features alone.
+      its support mean); 0: off. The transductive results carry it too, in their soft assignments as well;
+      verification and the pictures score the features alone.
   """
 
   metric: str = "euclidean"
@@ -395,6 +397,7 @@ def embedding_metrics(rows: Mapping[str, np.ndarray], settings: EmbeddingEval) -
   score = dict(metric=settings.metric, weights=weights)
   local_matching.check_match(settings.match, settings.radius)
   matching: dict[str, Any] = {}
+  maps = None
   if settings.match == "local":
     if "maps" not in rows:
       raise ConfigError("embedding.match=local needs the conv maps of every example (`maps`); use an embedding "
@@ -402,6 +405,7 @@ def embedding_metrics(rows: Mapping[str, np.ndarray], settings: EmbeddingEval) -
     maps = np.asarray(rows["maps"])[keep]
     matching = {"class_scores": lambda q, s: local_matching.episode_class_scores(maps, q, s, settings.radius),
                 "pair_scores": lambda a, b: local_matching.local_score_matrix(maps[a], maps[b], settings.radius)}
+  descriptors = None
   if settings.holes > 0:  # the topological prior of line drawings, on top of either matching rule
     if "thumb" not in rows:
       raise ConfigError("embedding.holes needs the evaluated images (the rows' `thumb`); set it to 0")
@@ -410,6 +414,7 @@ def embedding_metrics(rows: Mapping[str, np.ndarray], settings: EmbeddingEval) -
     descriptors = hole_prior.hole_bands(np.asarray(rows["thumb"])[keep])
     class_scores, pair_scores = hole_prior.with_hole_penalty(base_class, base_pair, descriptors, settings.holes)
     matching = {"class_scores": class_scores, "pair_scores": pair_scores}
+  refined_scores = transductive_scores(embeddings, maps, descriptors, settings)
   out: dict[str, Any] = {"num_examples": int(len(labels)), "num_classes": int(len(np.unique(labels)))}
   out.update({name: float("nan") for name in metric_names(settings)})  # what the data cannot give stays NaN
   if len(labels) < 4:
@@ -424,9 +429,7 @@ def embedding_metrics(rows: Mapping[str, np.ndarray], settings: EmbeddingEval) -
       out[name], out[name + "_ci95"] = mean_and_interval(accuracies)
     if accuracies is not None and settings.refine_steps > 0:
       refined = episode_accuracies(embeddings, labels, ways, shots, settings.queries, settings.num_episodes,
-                                   seed=settings.seed, class_scores=functools.partial(
-                                       transductive.soft_kmeans_class_scores, embeddings,
-                                       steps=settings.refine_steps, temperature=settings.refine_temperature))
+                                   seed=settings.seed, class_scores=refined_scores)
       name = f"episodes_{ways}way_{shots}shot_transductive"
       out[name], out[name + "_ci95"] = mean_and_interval(refined)
   out[f"gallery_top1_enrol{settings.enrol}"] = gallery_accuracy(embeddings, labels, settings.enrol,
@@ -439,6 +442,20 @@ def embedding_metrics(rows: Mapping[str, np.ndarray], settings: EmbeddingEval) -
   if "thumb" in rows:
     out["picture_thumbs"] = np.asarray(rows["thumb"])[keep][subset]
   return out
+
+
+def transductive_scores(embeddings: np.ndarray, maps: np.ndarray | None, descriptors: np.ndarray | None,
+                        settings: EmbeddingEval) -> ClassScores:
+  """The `_transductive` episode scores: soft k-means of the embeddings (cosine), or of the conv maps under local
+  matching when `maps` [N, h, w, C] are given, with the hole prior's penalty in every score when `descriptors`."""
+  def class_scores(query_rows: np.ndarray, support_rows: np.ndarray) -> np.ndarray:
+    offsets = (None if descriptors is None else
+               -settings.holes * hole_prior.hole_mismatch(descriptors, query_rows, support_rows))
+    refine = dict(steps=settings.refine_steps, temperature=settings.refine_temperature, offsets=offsets)
+    if maps is not None:
+      return transductive.soft_kmeans_local_scores(maps, query_rows, support_rows, settings.radius, **refine)
+    return transductive.soft_kmeans_class_scores(embeddings, query_rows, support_rows, **refine)
+  return class_scores
 
 
 def parse_episodes(text: str) -> tuple[tuple[int, int], ...]:

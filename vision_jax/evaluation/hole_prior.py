@@ -79,6 +79,18 @@ def hole_bands(images: np.ndarray, threshold: float = 64.0, min_area: int = 3, b
   return (area >= min_area).astype(np.float64)
 
 
+def hole_mismatch(descriptors: np.ndarray, query_rows: np.ndarray, support_rows: np.ndarray) -> np.ndarray:
+  """L1 distance [E, q, N] between each query's descriptor and each class's mean support descriptor.
+
+  Args:
+    descriptors: [R, D] descriptors of every row (`hole_bands`).
+    query_rows: [E, q] each episode's query rows; support_rows: [E, N, K] each class's support rows.
+  """
+  d = np.asarray(descriptors, np.float64)
+  support = d[np.asarray(support_rows)].mean(2)  # [E, N, D]
+  return np.abs(d[np.asarray(query_rows)][:, :, None, :] - support[:, None, :, :]).sum(-1)
+
+
 def with_hole_penalty(class_scores: Scores, pair_scores: Scores, descriptors: np.ndarray,
                       weight: float) -> tuple[Scores, Scores]:
   """Episode and gallery scores minus `weight` x the L1 distance of hole descriptors.
@@ -95,9 +107,7 @@ def with_hole_penalty(class_scores: Scores, pair_scores: Scores, descriptors: np
   d = np.asarray(descriptors, np.float64)
 
   def penalised_class_scores(query_rows: np.ndarray, support_rows: np.ndarray) -> np.ndarray:
-    support = d[np.asarray(support_rows)].mean(2)  # [E, N, D]
-    mismatch = np.abs(d[np.asarray(query_rows)][:, :, None, :] - support[:, None, :, :]).sum(-1)  # [E, q, N]
-    return class_scores(query_rows, support_rows) - weight * mismatch
+    return class_scores(query_rows, support_rows) - weight * hole_mismatch(d, query_rows, support_rows)
 
   def penalised_pair_scores(rows_a: np.ndarray, rows_b: np.ndarray) -> np.ndarray:
     mismatch = np.abs(d[np.asarray(rows_a)][:, None, :] - d[np.asarray(rows_b)][None, :, :]).sum(-1)

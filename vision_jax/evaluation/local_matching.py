@@ -104,6 +104,22 @@ def episode_class_scores(maps: np.ndarray, query_rows: np.ndarray, support_rows:
   return np.concatenate(out)
 
 
+def prototype_map_scores(queries: np.ndarray, prototypes: np.ndarray, radius: int) -> np.ndarray:
+  """Local-matching scores of each episode's query maps [E, q, h, w, C] against its class prototype maps
+  [E, W, h, w, C] (one map per class, e.g. transductively refined) -> [E, q, W] float64."""
+  queries, prototypes = np.asarray(queries), np.asarray(prototypes)
+  per_episode = queries.shape[1] * prototypes[0].size * (2 * radius + 1) ** 2
+  chunk = max(1, _CHUNK_ELEMENTS // max(1, per_episode))
+  out = []
+  for start in range(0, len(queries), chunk):
+    q, p = queries[start:start + chunk], prototypes[start:start + chunk]
+    if len(q) < chunk and start:  # pad the last chunk to the compiled shape
+      q, p = (np.concatenate([a, np.repeat(a[-1:], chunk - len(a), 0)]) for a in (q, p))
+    scores = _episode_class_scores(jnp.asarray(q, jnp.float32), jnp.asarray(p[:, :, None], jnp.float32), radius)
+    out.append(np.asarray(scores, np.float64)[:len(queries[start:start + chunk])])
+  return np.concatenate(out) if out else np.zeros(queries.shape[:2] + prototypes.shape[1:2])
+
+
 def local_score_matrix(a: np.ndarray, b: np.ndarray, radius: int) -> np.ndarray:
   """Local-matching scores of every map of `a` [n, h, w, C] against every map of `b` [m, h, w, C] -> [n, m]
   float64 (the mean over a's locations of the best cosine within +-radius in b)."""
