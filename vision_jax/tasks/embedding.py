@@ -22,7 +22,8 @@ A config selects it with `task = "embedding"`; `config.model` names any zoo clas
                     the input of its first linear layer (flattened conv maps). Lower layers keep what the loss
                     discards and transfer better to unseen classes (SimCLR's observation); conv+backbone joins both
   match, radius,    `EmbeddingEval`'s matching rule (prototype | local: conv maps matched within +-radius cells) and
-  refine_steps      transductive soft k-means steps (> 0 adds `_transductive` episode metrics)
+  refine_steps      transductive soft k-means steps (> 0 adds `_transductive` episode metrics; refines the conv maps
+                    under match=local; the hole prior enters the assignments and scores)
   holes             > 0: episode and gallery scores lose holes x the L1 distance of the images' hole descriptors
                     (`vision_jax.evaluation.hole_prior`: loops at the top / bottom of a line drawing, found in the
                     stored images as thumbnailed for the pictures, at most THUMB_SIZE pixels a side); 0: off
