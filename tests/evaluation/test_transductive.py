@@ -90,3 +90,17 @@ def test_local_refinement_matches_a_float64_loop(radius, steps, shots):
   if steps == 0 and shots == 1:  # no refinement, one shot: the inductive local rule itself
     np.testing.assert_allclose(got - offsets, local_matching.episode_class_scores(maps, queries, supports, radius),
                                atol=1e-6)
+
+
+def test_episode_blocks_give_the_same_scores(monkeypatch):
+  rng = np.random.default_rng(3)
+  maps, embeddings = rng.normal(size=(15, 2, 2, 3)), rng.normal(size=(15, 5))
+  queries, supports = rng.integers(0, 15, (7, 4)), rng.integers(0, 15, (7, 2, 1))
+  offsets = rng.normal(scale=0.2, size=(7, 4, 2))
+  whole = (transductive.soft_kmeans_local_scores(maps, queries, supports, 1, 2, 4.0, offsets),
+           transductive.soft_kmeans_class_scores(embeddings, queries, supports, 2, 4.0, offsets))
+  monkeypatch.setattr(transductive, "_CHUNK_VALUES", 200)  # blocks of 2 + padded 1 (local), 6 + padded 1 (class)
+  blocks = (transductive.soft_kmeans_local_scores(maps, queries, supports, 1, 2, 4.0, offsets),
+            transductive.soft_kmeans_class_scores(embeddings, queries, supports, 2, 4.0, offsets))
+  for got, want in zip(blocks, whole):
+    np.testing.assert_allclose(got, want, atol=1e-6)

@@ -21,6 +21,9 @@ import numpy as np
 from vision_jax.evaluation import local_matching
 
 
+_CHUNK_VALUES = 1 << 22  # gathered feature values per block of episodes (32 MB of float64)
+
+
 def _unit(x: np.ndarray) -> np.ndarray:
   return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
@@ -74,7 +77,7 @@ def soft_kmeans_class_scores(embeddings: np.ndarray, query_rows: np.ndarray, sup
     [E, q, W] float64 scores.
   """
   x = _unit(np.asarray(embeddings, np.float64))
-  return soft_kmeans(x[np.asarray(query_rows)], x[np.asarray(support_rows)], _cosines, steps, temperature, offsets)
+  return _by_episode_chunks(x, query_rows, support_rows, _cosines, steps, temperature, offsets)
 
 
 def soft_kmeans_local_scores(maps: np.ndarray, query_rows: np.ndarray, support_rows: np.ndarray, radius: int,
@@ -95,6 +98,25 @@ def soft_kmeans_local_scores(maps: np.ndarray, query_rows: np.ndarray, support_r
   Returns:
     [E, q, W] float64 scores.
   """
-  unit_maps = _unit(np.asarray(maps, np.float64))
-  return soft_kmeans(unit_maps[np.asarray(query_rows)], unit_maps[np.asarray(support_rows)],
-                     lambda q, p: local_matching.prototype_map_scores(q, p, radius), steps, temperature, offsets)
+  return _by_episode_chunks(_unit(np.asarray(maps, np.float64)), query_rows, support_rows,
+                            lambda q, p: local_matching.prototype_map_scores(q, p, radius), steps, temperature,
+                            offsets)
+
+
+def _by_episode_chunks(features: np.ndarray, query_rows: np.ndarray, support_rows: np.ndarray,
+                       scores: Callable[[np.ndarray, np.ndarray], np.ndarray], steps: int, temperature: float,
+                       offsets: np.ndarray | None) -> np.ndarray:
+  """`soft_kmeans` over blocks of episodes (episodes refine independently), so that the gathered features stay near
+  `_CHUNK_VALUES` floats; the last block is padded to the others' shape (one compiled shape for jitted scores)."""
+  query_rows, support_rows = np.asarray(query_rows), np.asarray(support_rows)
+  episodes = len(query_rows)
+  per_episode = (query_rows[0].size + support_rows[0].size) * int(np.prod(features.shape[1:])) if episodes else 1
+  chunk = min(episodes, max(1, _CHUNK_VALUES // max(1, per_episode)))
+  out = []
+  for start in range(0, episodes, chunk):
+    block = np.arange(start, start + chunk).clip(max=episodes - 1)  # padded with the last episode
+    extra = None if offsets is None else np.asarray(offsets)[block]
+    refined = soft_kmeans(features[query_rows[block]], features[support_rows[block]], scores, steps, temperature,
+                          extra)
+    out.append(refined[:min(chunk, episodes - start)])
+  return np.concatenate(out) if out else np.zeros(query_rows.shape + support_rows.shape[1:2])
