@@ -25,12 +25,12 @@ classes every step, M a fixed family of M), jitter (`embedding.glyph_jitter`), s
 lr, seed, smoke, match (`embedding.match`: prototype, or local: conv maps matched location by location within
 +-radius cells), radius, refine (`embedding.refine_steps`: > 0 adds transductive soft k-means episode metrics,
 `_transductive`: the episode's unlabelled queries refine the prototypes, of the evaluated features or, with
-match=local, of the conv maps, hole prior included), shape (moment-based shape normalisation of every training and evaluation image, added to
-`input.preprocess`: deskew removes each image's slant and centres its ink; moments also scales both axes to the same
-ink spread, `vision_jax.data.augment.deform.moment_maps`; '' none, the default), holes (`embedding.holes`: episode
-and gallery scores lose that weight x the L1 distance of the images' hole descriptors, a topological prior of line
-drawings, `vision_jax.evaluation.hole_prior`; 0: off). features takes several layers joined by + (conv+backbone: each
-L2-normalised, then concatenated).
+match=local, of the conv maps, hole prior included), shape (moment-based shape normalisation of every training and
+evaluation image, added to `input.preprocess`: deskew removes each image's slant and centres its ink; moments also
+scales both axes to the same ink spread, `vision_jax.data.augment.deform.moment_maps`; '' none, the default), holes
+(`embedding.holes`: episode and gallery scores lose that weight x the L1 distance of the images' hole descriptors, a
+topological prior of line drawings, `vision_jax.evaluation.hole_prior`; 0: off). features takes several layers joined
+by + (conv+backbone: each L2-normalised, then concatenated).
 Evaluation and checkpoints at half and all steps.
 Defaults (session 26): simple_cnn + batch norm, batch_all on P x K = 20 x 5, 64-d L2-normalised embeddings, affine
 augmentation, no rotated classes, evaluation on the flattened conv maps (features=conv), which scored about 10
