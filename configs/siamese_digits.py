@@ -29,8 +29,10 @@ match=local, of the conv maps, hole prior included), shape (moment-based shape n
 evaluation image, added to `input.preprocess`: deskew removes each image's slant and centres its ink; moments also
 scales both axes to the same ink spread, `vision_jax.data.augment.deform.moment_maps`; '' none, the default), holes
 (`embedding.holes`: episode and gallery scores lose that weight x the L1 distance of the images' hole descriptors, a
-topological prior of line drawings, `vision_jax.evaluation.hole_prior`; 0: off). features takes several layers joined
-by + (conv+backbone: each L2-normalised, then concatenated).
+topological prior of line drawings, `vision_jax.evaluation.hole_prior`; 0: off), views (`embedding.support_views`: V > 1
+scores episodes and the gallery against the best of V views of each support, as it is and V - 1 draws of the training
+augmentation; inductive; 1: off). features takes several layers joined by + (conv+backbone: each L2-normalised, then
+concatenated).
 Evaluation and checkpoints at half and all steps.
 Defaults (session 26): simple_cnn + batch norm, batch_all on P x K = 20 x 5, 64-d L2-normalised embeddings, affine
 augmentation, no rotated classes, evaluation on the flattened conv maps (features=conv), which scored about 10
@@ -101,7 +103,8 @@ def get_config(arg: str | None = None):
                           steps=400, batch=0, k=5, margin=0.0, embed=64, normalize=True, metric="euclidean",
                           scale=1.0, augment="affine", head=True, blocks=4, center=False, lr=1e-3, seed=0, smoke=False,
                           features="conv", eval_metric="", temperature=0.2, instance=0.0, glyphs=0, pool=0,
-                          jitter=0.06, strokes=4, match="prototype", radius=1, refine=0, shape="", holes=0.0)
+                          jitter=0.06, strokes=4, match="prototype", radius=1, refine=0, shape="", holes=0.0,
+                          views=1)
   if args.dataset not in DATASETS:
     raise ConfigError(f"dataset={args.dataset!r}; use one of {', '.join(DATASETS)}")
   if args.augment not in AUGMENTS:
@@ -130,7 +133,7 @@ def get_config(arg: str | None = None):
   config.embedding.eval_features = "head" if pairs else args.features  # the pair classifier scores its embedding
   config.embedding.instance_weight = args.instance
   config.embedding.match, config.embedding.radius, config.embedding.refine_steps = args.match, args.radius, args.refine
-  config.embedding.holes = args.holes
+  config.embedding.holes, config.embedding.support_views = args.holes, args.views
   config.embedding.glyphs, config.embedding.glyph_pool = args.glyphs, args.pool
   config.embedding.glyph_jitter, config.embedding.glyph_strokes = args.jitter, args.strokes
   if args.model == "conv4":

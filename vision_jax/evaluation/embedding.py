@@ -20,14 +20,14 @@ sum_j w_j |a_j - b_j| (the bias shifts every score equally, so no ranking or cho
     a probe takes the class of its nearest enrolled example. Mean top-1 accuracy over `gallery_draws` draws.
   * Matching options (`EmbeddingEval.match`): episodes and the gallery can instead match conv maps location by
     location (`local_matching`, inductive: each query against its support set only); the same episode draws serve
-    every rule. `holes` adds a topological prior of line drawings to either rule (`hole_prior`). `refine_steps`
+    every rule. `holes` adds a topological prior of line drawings to either rule (`hole_prior`), `support_views`
+    the best of several augmented views of each support (`support_views`); `episode_rules` builds them. `refine_steps`
     adds transductive soft k-means results (`transductive`) under separate names.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
@@ -35,8 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from vision_jax.errors import ConfigError
-from vision_jax.evaluation import hole_prior, local_matching, transductive
-from vision_jax.evaluation.embedding_scores import paired_scores, score_matrix
+from vision_jax.evaluation import episode_rules, local_matching
+from vision_jax.evaluation.embedding_scores import paired_scores, prototype_class_scores, score_matrix
 
 ClassScores = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (query_rows [E, q], support_rows [E, N, K]) -> [E, q, N]
 PairScores = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (rows_a [n], rows_b [m]) -> [n, m]
@@ -224,26 +224,6 @@ def episode_accuracies(embeddings: np.ndarray, labels: np.ndarray, ways: int, sh
   return np.mean(np.argmax(scores, -1) == truth, 1)
 
 
-def prototype_class_scores(embeddings: np.ndarray, query_rows: np.ndarray, support_rows: np.ndarray,
-                           metric: str = "euclidean", weights: np.ndarray | None = None) -> np.ndarray:
-  """Scores of every query of every episode against its classes' prototypes (support means in embedding space).
-
-  Args:
-    embeddings: [N, D].
-    query_rows: [E, q] rows queried in each episode; support_rows: [E, W, K] each class's support rows.
-    metric, weights: the score (`score_matrix`).
-
-  Returns:
-    [E, q, W] float64 scores.
-  """
-  embeddings = np.asarray(embeddings, np.float64)
-  out = np.empty(np.shape(query_rows) + (np.shape(support_rows)[1],))
-  for e in range(len(query_rows)):
-    prototypes = embeddings[support_rows[e]].mean(1)
-    out[e] = score_matrix(embeddings[query_rows[e]], prototypes, metric, weights)
-  return out
-
-
 def mean_and_interval(values: np.ndarray) -> tuple[float, float]:
   """Mean and the half-width of its 95% normal interval, 1.96 * std (ddof 1) / sqrt(n)."""
   values = np.asarray(values, np.float64)
@@ -348,6 +328,9 @@ class EmbeddingEval:
       (the rows' `thumb`) from every episode and gallery score, after either matching rule (a class's descriptor is
       its support mean); 0: off. The transductive results carry it too, in their soft assignments as well;
       verification and the pictures score the features alone.
+    support_views: V > 1 scores episodes and the gallery with the best of V views of the enrolled side (the plain
+      images and V - 1 augmented views, the rows' `view_embedding` / `view_maps`; `support_views`), queries and
+      probes as they are; 1: off. The transductive results and verification use the plain images.
   """
 
   metric: str = "euclidean"
@@ -367,10 +350,13 @@ class EmbeddingEval:
   refine_steps: int = 0
   refine_temperature: float = 10.0
   holes: float = 0.0
+  support_views: int = 1
 
   def __post_init__(self):
     if not self.holes >= 0:  # NaN too
       raise ConfigError(f"embedding.holes={self.holes} is a penalty weight; use >= 0 (0: off)")
+    if self.support_views < 1:
+      raise ConfigError(f"embedding.support_views={self.support_views} counts the plain view too; use >= 1 (1: off)")
 
 
 def embedding_metrics(rows: Mapping[str, np.ndarray], settings: EmbeddingEval) -> dict[str, Any]:
@@ -396,25 +382,9 @@ def embedding_metrics(rows: Mapping[str, np.ndarray], settings: EmbeddingEval) -
   weights = rows["pair_weights"][0] if "pair_weights" in rows and len(rows["pair_weights"]) else None
   score = dict(metric=settings.metric, weights=weights)
   local_matching.check_match(settings.match, settings.radius)
-  matching: dict[str, Any] = {}
-  maps = None
-  if settings.match == "local":
-    if "maps" not in rows:
-      raise ConfigError("embedding.match=local needs the conv maps of every example (`maps`); use an embedding "
-                        "network, not the pair classifier")
-    maps = np.asarray(rows["maps"])[keep]
-    matching = {"class_scores": lambda q, s: local_matching.episode_class_scores(maps, q, s, settings.radius),
-                "pair_scores": lambda a, b: local_matching.local_score_matrix(maps[a], maps[b], settings.radius)}
-  descriptors = None
-  if settings.holes > 0:  # the topological prior of line drawings, on top of either matching rule
-    if "thumb" not in rows:
-      raise ConfigError("embedding.holes needs the evaluated images (the rows' `thumb`); set it to 0")
-    base_class = matching.get("class_scores") or functools.partial(prototype_class_scores, embeddings, **score)
-    base_pair = matching.get("pair_scores") or (lambda a, b: score_matrix(embeddings[a], embeddings[b], **score))
-    descriptors = hole_prior.hole_bands(np.asarray(rows["thumb"])[keep])
-    class_scores, pair_scores = hole_prior.with_hole_penalty(base_class, base_pair, descriptors, settings.holes)
-    matching = {"class_scores": class_scores, "pair_scores": pair_scores}
-  refined_scores = transductive_scores(embeddings, maps, descriptors, settings)
+  class_scores, pair_scores = episode_rules.inductive_rules(rows, keep, embeddings, settings, weights)
+  refined_scores = (episode_rules.transductive_rule(rows, keep, embeddings, settings) if settings.refine_steps > 0
+                    else None)
   out: dict[str, Any] = {"num_examples": int(len(labels)), "num_classes": int(len(np.unique(labels)))}
   out.update({name: float("nan") for name in metric_names(settings)})  # what the data cannot give stays NaN
   if len(labels) < 4:
@@ -423,7 +393,7 @@ def embedding_metrics(rows: Mapping[str, np.ndarray], settings: EmbeddingEval) -
                                   seed=settings.seed, **score))
   for ways, shots in settings.episodes:
     accuracies = episode_accuracies(embeddings, labels, ways, shots, settings.queries, settings.num_episodes,
-                                    seed=settings.seed, class_scores=matching.get("class_scores"), **score)
+                                    seed=settings.seed, class_scores=class_scores)
     if accuracies is not None:
       name = f"episodes_{ways}way_{shots}shot"
       out[name], out[name + "_ci95"] = mean_and_interval(accuracies)
@@ -434,7 +404,7 @@ def embedding_metrics(rows: Mapping[str, np.ndarray], settings: EmbeddingEval) -
       out[name], out[name + "_ci95"] = mean_and_interval(refined)
   out[f"gallery_top1_enrol{settings.enrol}"] = gallery_accuracy(embeddings, labels, settings.enrol,
                                                                 settings.gallery_draws, seed=settings.seed,
-                                                                pair_scores=matching.get("pair_scores"), **score)
+                                                                pair_scores=pair_scores)
   rng = np.random.default_rng([settings.seed, 4])
   subset = np.sort(rng.permutation(len(labels))[:settings.picture_points])
   out["pca_points"], out["pca_labels"] = pca_2d(embeddings[subset]), labels[subset]
@@ -442,20 +412,6 @@ def embedding_metrics(rows: Mapping[str, np.ndarray], settings: EmbeddingEval) -
   if "thumb" in rows:
     out["picture_thumbs"] = np.asarray(rows["thumb"])[keep][subset]
   return out
-
-
-def transductive_scores(embeddings: np.ndarray, maps: np.ndarray | None, descriptors: np.ndarray | None,
-                        settings: EmbeddingEval) -> ClassScores:
-  """The `_transductive` episode scores: soft k-means of the embeddings (cosine), or of the conv maps under local
-  matching when `maps` [N, h, w, C] are given, with the hole prior's penalty in every score when `descriptors`."""
-  def class_scores(query_rows: np.ndarray, support_rows: np.ndarray) -> np.ndarray:
-    offsets = (None if descriptors is None else
-               -settings.holes * hole_prior.hole_mismatch(descriptors, query_rows, support_rows))
-    refine = dict(steps=settings.refine_steps, temperature=settings.refine_temperature, offsets=offsets)
-    if maps is not None:
-      return transductive.soft_kmeans_local_scores(maps, query_rows, support_rows, settings.radius, **refine)
-    return transductive.soft_kmeans_class_scores(embeddings, query_rows, support_rows, **refine)
-  return class_scores
 
 
 def parse_episodes(text: str) -> tuple[tuple[int, int], ...]:

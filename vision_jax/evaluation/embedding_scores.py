@@ -71,3 +71,23 @@ def paired_scores(embeddings: np.ndarray, first: np.ndarray, second: np.ndarray,
       squared = np.sum(np.square(a - b), 1)
       out.append(-(np.sqrt(squared) if metric == "euclidean" else squared))
   return np.concatenate(out) if out else np.zeros((0,))
+
+
+def prototype_class_scores(embeddings: np.ndarray, query_rows: np.ndarray, support_rows: np.ndarray,
+                           metric: str = "euclidean", weights: np.ndarray | None = None) -> np.ndarray:
+  """Scores of every query of every episode against its classes' prototypes (support means in embedding space).
+
+  Args:
+    embeddings: [N, D].
+    query_rows: [E, q] rows queried in each episode; support_rows: [E, W, K] each class's support rows.
+    metric, weights: the score (`score_matrix`).
+
+  Returns:
+    [E, q, W] float64 scores.
+  """
+  embeddings = np.asarray(embeddings, np.float64)
+  out = np.empty(np.shape(query_rows) + (np.shape(support_rows)[1],))
+  for e in range(len(query_rows)):
+    prototypes = embeddings[support_rows[e]].mean(1)
+    out[e] = score_matrix(embeddings[query_rows[e]], prototypes, metric, weights)
+  return out

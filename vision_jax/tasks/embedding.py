@@ -24,6 +24,9 @@ A config selects it with `task = "embedding"`; `config.model` names any zoo clas
   match, radius,    `EmbeddingEval`'s matching rule (prototype | local: conv maps matched within +-radius cells) and
   refine_steps      transductive soft k-means steps (> 0 adds `_transductive` episode metrics; refines the conv maps
                     under match=local; the hole prior enters the assignments and scores)
+  support_views     V > 1: episodes and the gallery score each query against the best of V views of the supports
+                    (as they are and V - 1 draws of `input.augment`; `vision_jax.evaluation.support_views`,
+                    inductive test-time augmentation of the enrolled side); 1: off
   holes             > 0: episode and gallery scores lose holes x the L1 distance of the images' hole descriptors
                     (`vision_jax.evaluation.hole_prior`: loops at the top / bottom of a line drawing, found in the
                     stored images as thumbnailed for the pictures, at most THUMB_SIZE pixels a side); 0: off
@@ -36,19 +39,16 @@ A config selects it with `task = "embedding"`; `config.model` names any zoo clas
   embed_dim         embedding size; normalize: L2-normalise embeddings; center: standardise each embedding
                     dimension with the training images' running mean and variance first (`EmbeddingNet.center`)
   heldout_classes   labels (as batches carry them) that training never uses and evaluation is restricted to,
-                    e.g. "5,6,7,8,9": training rows of these labels are masked out of every loss (their pixels
-                    still pass through the network, so use a backbone without batch norm to keep them unseen);
-                    "" trains on every training label and evaluates every eval label. The cleaner route is to
-                    separate the classes in the data config: `dataset.classes` for the training split and
-                    `dataset.eval_classes` for the evaluation split (`vision_jax.data.subsets`), as
-                    configs/siamese_digits.py does; then no held-out image reaches training at all
+                    e.g. "5,6,7,8,9": their training rows are masked out of every loss (their pixels still pass
+                    through the network: use a backbone without batch norm); "" trains and evaluates every label.
+                    Cleaner: `dataset.classes` / `dataset.eval_classes` split the classes in the data config
+                    (`vision_jax.data.subsets`, configs/siamese_digits.py), so no held-out image reaches training
   class_transforms  0 | 4 | 8: new training classes made by turning each class's images by a multiple of 90
                     degrees (4), or by those turns of the image and of its mirror image (8): on P x K batches each
                     group of K rows (one class) takes one transform drawn per step and the label
                     label * class_transforms + transform (the rotated-class augmentation of few-shot learning,
-                    Santoro et al. 2016, Vinyals et al. 2016): more and harder training classes, so that the
-                    embedding keeps what tells unseen classes apart (e.g. a 6 from a 9) instead of only what
-                    separates the few training classes. Square images and the balanced sampler only.
+                    Santoro et al. 2016, Vinyals et al. 2016): more and harder training classes. Square images and
+                    the balanced sampler only.
   glyphs            N > 0 adds N procedurally generated handwriting-like classes x K examples to every P x K batch
                     (`vision_jax.data.synthetic_glyphs`, rendered inside the train step, then augmented and
                     normalised like the real rows; labels from GLYPH_LABEL_OFFSET up, never a real label): many
@@ -88,7 +88,7 @@ from vision_jax.data.class_transforms import transformed_classes
 from vision_jax.data.features import DatasetSpec
 from vision_jax.errors import ConfigError
 from vision_jax.evaluation import embedding as embedding_eval
-from vision_jax.evaluation import local_matching
+from vision_jax.evaluation import local_matching, support_views
 from vision_jax.evaluation.evaluators import Evaluator, GatherEvaluator
 from vision_jax.losses import metric as metric_losses
 from vision_jax.losses.classification import binary_cross_entropy
@@ -115,7 +115,7 @@ def defaults() -> ml_collections.ConfigDict:
       "queries": 5, "num_episodes": 1000, "enrol": 1, "eval_seed": 0, "best_metric": "verification_auc",
       "eval_features": "head", "match": "prototype", "radius": 1, "refine_steps": 0, "eval_metric": "",
       "temperature": 0.2, "instance_weight": 0.0, "glyphs": 0,
-      "glyph_pool": 0, "glyph_jitter": 0.06, "glyph_strokes": 4, "holes": 0.0})
+      "glyph_pool": 0, "glyph_jitter": 0.06, "glyph_strokes": 4, "holes": 0.0, "support_views": 1})
 
 
 def _label_key(spec: DatasetSpec) -> str:
@@ -220,7 +220,7 @@ class EmbeddingTask(base.Task):
         episodes=embedding_eval.parse_episodes(section.episodes), queries=int(section.queries),
         num_episodes=int(section.num_episodes), enrol=int(section.enrol), seed=int(section.eval_seed),
         match=section.match, radius=int(section.radius), refine_steps=int(section.refine_steps),
-        holes=float(section.holes))
+        holes=float(section.holes), support_views=int(section.support_views))
     local_matching.check_match(section.match, int(section.radius), section.loss in PAIR_LOSSES)
     self.best_metric = (section.best_metric, "max")
     self.grad_accum_steps = int(config.train.grad_accum_steps)
@@ -251,13 +251,22 @@ class EmbeddingTask(base.Task):
 
   def embed(self, variables: Mapping[str, Any], images: jax.Array) -> jax.Array:
     """Evaluation-mode embeddings [N, E] of stored-format images [N, H, W, C]."""
-    prepared = self.input_ops(jax.random.PRNGKey(0), images, train=False)
+    return self.embed_inputs(variables, self.input_ops(jax.random.PRNGKey(0), images, train=False))
+
+  def embed_inputs(self, variables: Mapping[str, Any], prepared: jax.Array) -> jax.Array:
+    """Evaluation-mode embeddings [N, E] of model inputs [N, H, W, C] (`input_ops` applied)."""
     if isinstance(self.model, embedding_models.PairClassifier):
       return self.model.apply(variables, prepared, method=embedding_models.PairClassifier.embed)
     blocks = [self.model.apply(variables, prepared, train=False, layer=EVAL_FEATURES[name],
                                method=embedding_models.EmbeddingNet.features) if name != "head" else
               self.model.apply(variables, prepared, train=False) for name in self.settings.eval_features.split("+")]
     return embedding_eval.join_feature_blocks(blocks)
+
+  def view_inputs(self, images: jax.Array, view: int) -> jax.Array:
+    """Model inputs [N, ...] of augmented view `view` >= 1 of stored images [N, H, W, C]: the training augmentation
+    with keys made of each image's pixels (`support_views.view_keys`), so the views do not depend on the batch."""
+    keys = support_views.view_keys(images, int(self.eval_settings.seed), view)
+    return jax.vmap(lambda key, image: self.input_ops(key, image[None], train=True)[0])(keys, images)
 
   # --- Training -------------------------------------------------------------------------------------------------
   def _trained_rows(self, labels: jax.Array) -> jax.Array:
@@ -402,15 +411,23 @@ class EmbeddingTask(base.Task):
   # --- Evaluation -----------------------------------------------------------------------------------------------
   def eval_step(self, state: TrainState, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
     """Per-example outputs of one padded eval batch: embedding [N, E], label [N], thumb [N, h, w, C] uint8, mask
-    [N] and, for the pair classifier, its head's weights repeated per row (pair_weights [N, E])."""
+    [N]; under match=local maps [N, h, w, C]; with support_views V > 1 view_embedding [N, V - 1, E] (and view_maps);
+    for the pair classifier its head's weights repeated per row (pair_weights [N, E])."""
     images = batch["image"]
     variables = state.variables("model")
     embeddings = self.embed(variables, images)
     outputs = {"embedding": embeddings, "label": batch[self.label_key], "mask": batch["mask"],
                "thumb": thumbnails(images)}
-    if self.eval_settings.match == "local":  # check_match has refused the pair classifier
-      outputs["maps"] = self.model.apply(variables, self.input_ops(jax.random.PRNGKey(0), images, train=False),
-                                         train=False, layer="first_maps", method=embedding_models.EmbeddingNet.features)
+    local = self.eval_settings.match == "local"  # check_match has refused the pair classifier
+    maps_of = functools.partial(self.model.apply, variables, train=False, layer="first_maps",
+                                method=embedding_models.EmbeddingNet.features)
+    if local:
+      outputs["maps"] = maps_of(self.input_ops(jax.random.PRNGKey(0), images, train=False))
+    views = [self.view_inputs(images, v) for v in range(1, self.eval_settings.support_views)]
+    if views:  # the augmented support views (`evaluation.support_views`)
+      outputs["view_embedding"] = jnp.stack([self.embed_inputs(variables, x) for x in views], 1)
+      if local:
+        outputs["view_maps"] = jnp.stack([maps_of(x) for x in views], 1)
     if isinstance(self.model, embedding_models.PairClassifier):
       weights = state.params["model"]["pair_head"]["kernel"][:, 0]
       outputs["pair_weights"] = jnp.broadcast_to(weights, embeddings.shape)
@@ -419,6 +436,8 @@ class EmbeddingTask(base.Task):
   def evaluators(self) -> list[Evaluator]:
     keys = ["embedding", "label", "thumb"] + (["pair_weights"] if self.eval_settings.metric == "weighted_l1" else [])
     keys += ["maps"] if self.eval_settings.match == "local" else []
+    if self.eval_settings.support_views > 1:
+      keys += ["view_embedding"] + (["view_maps"] if self.eval_settings.match == "local" else [])
     return [GatherEvaluator(keys, functools.partial(embedding_eval.embedding_metrics, settings=self.eval_settings))]
 
   def write_reports(self, workdir: str, metrics: Mapping[str, Any], summary: dict[str, Any]) -> list[str]:

@@ -1,0 +1,99 @@
+"""The scoring rules of one-shot episodes and gallery recognition, built from the gathered rows and the settings.
+
+The inductive rule (`inductive_rules`) scores each query against its support set alone: the nearest prototype of
+the embeddings, or local matching of conv maps (`local_matching`), then optionally the hole prior's penalty
+(`hole_prior`) and the best of several augmented support views (`support_views`), in that order. The transductive
+rule (`transductive_rule`, reported apart) refines the prototypes with the episode's unlabelled queries.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from vision_jax.errors import ConfigError
+from vision_jax.evaluation import hole_prior, local_matching, support_views, transductive
+from vision_jax.evaluation.embedding_scores import prototype_class_scores, score_matrix
+
+ClassScores = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (query_rows [E, q], support_rows [E, N, K]) -> [E, q, N]
+PairScores = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (rows_a [n], rows_b [m]) -> [n, m]
+
+
+def gathered_maps(rows: Mapping[str, np.ndarray], keep: np.ndarray, match: str) -> np.ndarray | None:
+  """The kept rows' conv maps [N, h, w, C] under match=local, else None."""
+  if match != "local":
+    return None
+  if "maps" not in rows:
+    raise ConfigError("embedding.match=local needs the conv maps of every example (`maps`); use an embedding network, "
+                      "not the pair classifier")
+  return np.asarray(rows["maps"])[keep]
+
+
+def hole_descriptors(rows: Mapping[str, np.ndarray], keep: np.ndarray, holes: float) -> np.ndarray | None:
+  """The kept rows' `hole_prior.hole_bands` descriptors [N, 2] when `holes` > 0, else None."""
+  if holes <= 0:
+    return None
+  if "thumb" not in rows:
+    raise ConfigError("embedding.holes needs the evaluated images (the rows' `thumb`); set it to 0")
+  return hole_prior.hole_bands(np.asarray(rows["thumb"])[keep])
+
+
+def inductive_rules(rows: Mapping[str, np.ndarray], keep: np.ndarray, embeddings: np.ndarray, settings: Any,
+                    weights: np.ndarray | None = None) -> tuple[ClassScores, PairScores]:
+  """The episode and gallery scores of the settings' inductive rule (module docstring), over kept-row indices.
+
+  Args:
+    rows: the gathered rows (`evaluation.embedding.embedding_metrics`); with settings.support_views = V > 1 they also
+      hold `view_embedding` [R, V - 1, D] and, under match=local, `view_maps` [R, V - 1, h, w, C].
+    keep: [R] bool, the evaluated rows.
+    embeddings: [N, D] float64 embeddings of the kept rows.
+    settings: an `EmbeddingEval`.
+    weights: the pair head's weights for the 'weighted_l1' score.
+
+  Returns:
+    (class_scores, pair_scores): (query_rows [E, q], support_rows [E, W, K]) -> [E, q, W] and
+    (rows_a [n], rows_b [m]) -> [n, m].
+  """
+  views = int(settings.support_views)
+  maps = gathered_maps(rows, keep, settings.match)
+  descriptors = hole_descriptors(rows, keep, settings.holes)
+  if views > 1:  # every image's plain row followed by its augmented views: row i * V + v
+    names = ["view_embedding"] + (["view_maps"] if maps is not None else [])
+    if any(name not in rows for name in names):
+      raise ConfigError(f"embedding.support_views={views} needs the augmented views of every example "
+                        f"({', '.join(names)}); evaluate with the embedding task or set support_views=1")
+    embeddings = support_views.interleave(embeddings, np.asarray(rows["view_embedding"], np.float64)[keep])
+    maps = None if maps is None else support_views.interleave(maps, np.asarray(rows["view_maps"])[keep])
+    descriptors = None if descriptors is None else np.repeat(descriptors, views, axis=0)
+  if maps is not None:
+    class_scores = functools.partial(local_matching.episode_class_scores, maps, radius=settings.radius)
+    pair_scores = lambda a, b: local_matching.local_score_matrix(maps[a], maps[b], settings.radius)
+  else:
+    score = dict(metric=settings.metric, weights=weights)
+    class_scores = functools.partial(prototype_class_scores, embeddings, **score)
+    pair_scores = lambda a, b: score_matrix(embeddings[a], embeddings[b], **score)
+  if descriptors is not None:
+    class_scores, pair_scores = hole_prior.with_hole_penalty(class_scores, pair_scores, descriptors, settings.holes)
+  if views > 1:
+    return (support_views.best_view_class_scores(class_scores, views),
+            support_views.best_view_pair_scores(pair_scores, views))
+  return class_scores, pair_scores
+
+
+def transductive_rule(rows: Mapping[str, np.ndarray], keep: np.ndarray, embeddings: np.ndarray,
+                      settings: Any) -> ClassScores:
+  """The `_transductive` episode scores: soft k-means of the embeddings (cosine), or of the conv maps under local
+  matching, with the hole prior's penalty in every score when `settings.holes` > 0 (the plain images only)."""
+  maps = gathered_maps(rows, keep, settings.match)
+  descriptors = hole_descriptors(rows, keep, settings.holes)
+
+  def class_scores(query_rows: np.ndarray, support_rows: np.ndarray) -> np.ndarray:
+    offsets = (None if descriptors is None else
+               -settings.holes * hole_prior.hole_mismatch(descriptors, query_rows, support_rows))
+    refine = dict(steps=settings.refine_steps, temperature=settings.refine_temperature, offsets=offsets)
+    if maps is not None:
+      return transductive.soft_kmeans_local_scores(maps, query_rows, support_rows, settings.radius, **refine)
+    return transductive.soft_kmeans_class_scores(embeddings, query_rows, support_rows, **refine)
+  return class_scores
