@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, Mapping
 
+import jax.numpy as jnp
 import numpy as np
 
 from vision_jax.errors import ConfigError
@@ -68,6 +69,7 @@ def inductive_rules(rows: Mapping[str, np.ndarray], keep: np.ndarray, embeddings
     maps = None if maps is None else support_views.interleave(maps, np.asarray(rows["view_maps"])[keep])
     descriptors = None if descriptors is None else np.repeat(descriptors, views, axis=0)
   if maps is not None:
+    maps = jnp.asarray(maps, jnp.float32)  # once: every call of the local rule would copy the host array again
     class_scores = functools.partial(local_matching.episode_class_scores, maps, radius=settings.radius)
     pair_scores = lambda a, b: local_matching.local_score_matrix(maps[a], maps[b], settings.radius)
   else:
