@@ -9,7 +9,7 @@ import pytest
 from tests.tasks.test_embedding_task import _task
 from vision_jax.errors import ConfigError
 from vision_jax.evaluation import embedding as E
-from vision_jax.evaluation import episode_rules, support_views
+from vision_jax.evaluation import episode_rules, local_matching, support_views
 
 
 def test_interleave_puts_view_v_of_image_i_at_row_i_times_v_plus_v():
@@ -102,3 +102,46 @@ def test_task_views_are_drawn_per_image_whatever_the_batch():
   np.testing.assert_array_equal(np.asarray(task.view_inputs(images[:2], 1)), view[:2])
   plain = np.asarray(task.input_ops(jax.random.PRNGKey(0), images, train=False))
   assert not np.allclose(view, plain) and not np.allclose(view, np.asarray(task.view_inputs(images, 2)))
+
+
+def _best_local(query, maps, radius):
+  """Float64 loop: the mean over the query's locations of the best cosine within +-radius over the maps [P, h, w, C]
+  (a zero descriptor scores 0)."""
+  def unit(v):
+    n = np.linalg.norm(v)
+    return v / n if n > 0 else v
+  h, w = query.shape[:2]
+  total = 0.0
+  for i in range(h):
+    for j in range(w):
+      total += max(float(np.dot(unit(query[i, j]), unit(m[y, x]))) for m in maps
+                   for y in range(max(0, i - radius), min(h, i + radius + 1))
+                   for x in range(max(0, j - radius), min(w, j + radius + 1)))
+  return total / (h * w)
+
+
+@pytest.mark.parametrize("radius,shots", [(0, 1), (1, 2)])
+def test_local_rule_pools_every_view_of_every_shot_per_location(radius, shots):
+  rng = np.random.default_rng(radius)
+  images, views = 12, 3
+  maps = np.maximum(rng.normal(size=(images, 3, 3, 4)), 0.0)  # ReLU-like maps, some zero descriptors
+  view_maps = np.maximum(rng.normal(size=(images, views - 1, 3, 3, 4)), 0.0)
+  rows = {"embedding": rng.normal(size=(images, 5)), "label": np.arange(images) % 3, "maps": maps,
+          "view_maps": view_maps, "view_embedding": rng.normal(size=(images, views - 1, 5))}
+  settings = E.EmbeddingEval(match="local", radius=radius, support_views=views)
+  class_scores, pair_scores = episode_rules.inductive_rules(rows, np.ones(images, bool), rows["embedding"], settings)
+  queries, supports = rng.integers(0, images, (2, 3)), rng.integers(0, images, (2, 2, shots))
+  ours = class_scores(queries, supports)
+  every_view = np.concatenate([maps[:, None], view_maps], 1)
+  for e in range(2):
+    for j in range(3):
+      for w in range(2):
+        pooled = every_view[supports[e, w]].reshape((-1, 3, 3, 4))
+        assert ours[e, j, w] == pytest.approx(_best_local(maps[queries[e, j]], pooled, radius), abs=1e-5)
+  probes, gallery = np.array([0, 4]), np.array([1, 2, 7])
+  gallery_scores = pair_scores(probes, gallery)
+  for i, p in enumerate(probes):
+    for k, g in enumerate(gallery):
+      assert gallery_scores[i, k] == pytest.approx(_best_local(maps[p], every_view[g], radius), abs=1e-5)
+  np.testing.assert_allclose(local_matching.pooled_score_matrix(maps[:4], maps[4:9, None], radius),
+                             local_matching.local_score_matrix(maps[:4], maps[4:9], radius), atol=1e-6)

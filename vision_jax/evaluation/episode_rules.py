@@ -1,8 +1,8 @@
 """The scoring rules of one-shot episodes and gallery recognition, built from the gathered rows and the settings.
 
 The inductive rule (`inductive_rules`) scores each query against its support set alone: the nearest prototype of
-the embeddings, or local matching of conv maps (`local_matching`), then optionally the hole prior's penalty
-(`hole_prior`) and the best of several augmented support views (`support_views`), in that order. The transductive
+the embeddings, or local matching of conv maps (`local_matching`), optionally over several augmented views of each
+support (`support_views`), then optionally minus the hole prior's penalty (`hole_prior`). The transductive
 rule (`transductive_rule`, reported apart) refines the prototypes with the episode's unlabelled queries.
 """
 
@@ -67,20 +67,27 @@ def inductive_rules(rows: Mapping[str, np.ndarray], keep: np.ndarray, embeddings
                         f"({', '.join(names)}); evaluate with the embedding task or set support_views=1")
     embeddings = support_views.interleave(embeddings, np.asarray(rows["view_embedding"], np.float64)[keep])
     maps = None if maps is None else support_views.interleave(maps, np.asarray(rows["view_maps"])[keep])
-    descriptors = None if descriptors is None else np.repeat(descriptors, views, axis=0)
   if maps is not None:
     maps = jnp.asarray(maps, jnp.float32)  # once: every call of the local rule would copy the host array again
-    class_scores = functools.partial(local_matching.episode_class_scores, maps, radius=settings.radius)
-    pair_scores = lambda a, b: local_matching.local_score_matrix(maps[a], maps[b], settings.radius)
+    radius = settings.radius
+    if views > 1:  # each support's views pooled like extra shots, location by location
+      def class_scores(q, s):
+        shots = support_views.view_rows(s, views)  # [E, W, K, V]
+        return local_matching.episode_class_scores(maps, q * views, shots.reshape(shots.shape[:2] + (-1,)), radius)
+      pair_scores = lambda a, b: local_matching.pooled_score_matrix(maps[a * views], maps[support_views.view_rows(
+          b, views)], radius)
+    else:
+      class_scores = functools.partial(local_matching.episode_class_scores, maps, radius=radius)
+      pair_scores = lambda a, b: local_matching.local_score_matrix(maps[a], maps[b], radius)
   else:
     score = dict(metric=settings.metric, weights=weights)
     class_scores = functools.partial(prototype_class_scores, embeddings, **score)
     pair_scores = lambda a, b: score_matrix(embeddings[a], embeddings[b], **score)
-  if descriptors is not None:
+    if views > 1:  # the best view's prototype
+      class_scores = support_views.best_view_class_scores(class_scores, views)
+      pair_scores = support_views.best_view_pair_scores(pair_scores, views)
+  if descriptors is not None:  # on image indices: a view keeps its image's holes
     class_scores, pair_scores = hole_prior.with_hole_penalty(class_scores, pair_scores, descriptors, settings.holes)
-  if views > 1:
-    return (support_views.best_view_class_scores(class_scores, views),
-            support_views.best_view_pair_scores(pair_scores, views))
   return class_scores, pair_scores
 
 

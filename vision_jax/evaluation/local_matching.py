@@ -131,6 +131,18 @@ def local_score_matrix(a: np.ndarray, b: np.ndarray, radius: int) -> np.ndarray:
   return np.concatenate(out) if out else np.zeros((0, len(b)))
 
 
+def pooled_score_matrix(a: np.ndarray, b: np.ndarray, radius: int) -> np.ndarray:
+  """Local-matching scores of every map of `a` [n, h, w, C] against every column of `b` [m, P, h, w, C], whose P
+  maps are pooled like a class's shots (e.g. an enrolled image's augmented views) -> [n, m] float64: the mean over
+  a's locations of the best cosine within +-radius over the column's P maps. P = 1 is `local_score_matrix`."""
+  b = jnp.asarray(b, jnp.float32)
+  per_row = int(np.prod(b.shape)) * (2 * radius + 1) ** 2
+  rows = max(1, _CHUNK_ELEMENTS // max(1, per_row))
+  out = [np.asarray(_episode_class_scores(jnp.asarray(a[s:s + rows], jnp.float32)[None], b[None], radius)[0],
+                    np.float64) for s in range(0, len(a), rows)]
+  return np.concatenate(out) if out else np.zeros((0, len(b)))
+
+
 def check_match(match: str, radius: int, pair_classifier: bool = False) -> None:
   """Raises a one-line ConfigError for an unknown matching rule, a negative radius or local matching of a pair
   classifier (which scores its embeddings with its own head)."""

@@ -2,14 +2,15 @@
 
 A single enrolled example shows one pose of its class. Each evaluated image is also embedded in V - 1 augmented
 views (the training augmentation, drawn per image from its pixels, so the views do not depend on the batch), and a
-query's score against a class is the best over the views v of the rule's score against the class's supports all
-taken in view v (view 0: the images as they are). Queries are always scored in view 0, so each query is still
-classified on its own against its support set: the protocol stays inductive. This is test-time augmentation of the
-support set (Krizhevsky et al. 2012's multi-view testing, applied to the enrolled side); a matching rule with the
-best over views picks, per class, the pose nearest the query.
+query is scored against a class's supports in all their views; queries are always scored as they are, so each query
+is still classified on its own against its support set: the protocol stays inductive. This is test-time
+augmentation of the enrolled side (Krizhevsky et al. 2012's multi-view testing, applied to the supports):
+  * the prototype rule takes the best over the views v of its score against the prototype of the supports in view v
+    (`best_view_class_scores`, `best_view_pair_scores`);
+  * local matching pools the views like extra shots: each query location takes its best cosine over every view of
+    every support map (`view_rows` gives those rows; `local_matching.pooled_score_matrix` for the gallery).
 
-Rows: the evaluator's arrays are interleaved as `interleave` writes them, row i * V + v holding image i in view v;
-the base scores (prototype, local matching, hole prior) are built over those rows and wrapped here.
+Rows: the evaluator's arrays are interleaved as `interleave` writes them, row i * V + v holding image i in view v.
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ def interleave(plain: np.ndarray, views: np.ndarray) -> np.ndarray:
     raise ValueError(f"views {views.shape} do not match plain rows {plain.shape}: expected [N, V - 1, ...]")
   joined = np.concatenate([plain[:, None], views], axis=1)
   return joined.reshape((-1,) + plain.shape[1:])
+
+
+def view_rows(rows: np.ndarray, views: int) -> np.ndarray:
+  """Interleaved rows of every view of images `rows` [...] -> [..., V] (row i * V + v for view v of image i)."""
+  return np.asarray(rows)[..., None] * views + np.arange(views)
 
 
 def best_view_class_scores(base: ClassScores, views: int) -> ClassScores:
