@@ -24,9 +24,9 @@ A config selects it with `task = "embedding"`; `config.model` names any zoo clas
   match, radius,    `EmbeddingEval`'s matching rule (prototype | local: conv maps matched within +-radius cells) and
   refine_steps      transductive soft k-means steps (> 0 adds `_transductive` episode metrics; refines the conv maps
                     under match=local; the hole prior enters the assignments and scores)
-  support_views     V > 1: episodes and the gallery score each query against the best of V views of the supports
-                    (as they are and V - 1 draws of `input.augment`; `vision_jax.evaluation.support_views`,
-                    inductive test-time augmentation of the enrolled side); 1: off
+  support_views     V > 1: episodes and the gallery score each query against V views of the supports (as they are
+                    and V - 1 draws of `input.augment`): the best view's prototype, or every view pooled like extra
+                    shots under match=local (`vision_jax.evaluation.support_views`; inductive); 1: off
   holes             > 0: episode and gallery scores lose holes x the L1 distance of the images' hole descriptors
                     (`vision_jax.evaluation.hole_prior`: loops at the top / bottom of a line drawing, found in the
                     stored images as thumbnailed for the pictures, at most THUMB_SIZE pixels a side); 0: off
