@@ -145,3 +145,14 @@ def test_local_rule_pools_every_view_of_every_shot_per_location(radius, shots):
       assert gallery_scores[i, k] == pytest.approx(_best_local(maps[p], every_view[g], radius), abs=1e-5)
   np.testing.assert_allclose(local_matching.pooled_score_matrix(maps[:4], maps[4:9, None], radius),
                              local_matching.local_score_matrix(maps[:4], maps[4:9], radius), atol=1e-6)
+
+
+def test_support_views_picture_is_written(tmp_path):
+  task = _task("batch_all", "balanced", "views=3,")
+  thumbs = np.random.default_rng(0).integers(0, 256, (12, 28, 28, 1)).astype(np.uint8)
+  metrics = {"picture_thumbs": thumbs, "pca_labels": np.arange(12) % 4, "pca_points": np.zeros((12, 2))}
+  paths = task.write_reports(str(tmp_path), metrics, {})
+  assert [p.rsplit("/", 1)[1] for p in paths] == ["embedding_pca.png", "support_views.png"]
+  from PIL import Image
+  width, height = Image.open(paths[1]).size
+  assert (width, height) == (3 * 130, 4 * 130 + 50)  # 4 classes (rows) x the image and its 2 views, 1.3 in at 100 dpi

@@ -95,14 +95,10 @@ from vision_jax.losses.classification import binary_cross_entropy
 from vision_jax.models import embedding as embedding_models
 from vision_jax.models import overrides
 from vision_jax.tasks import base
+from vision_jax.tasks.embedding_settings import EVAL_FEATURES, PAIR_LOSSES, check_settings, uses_views
 from vision_jax.train_lib import step_memory
 from vision_jax.train_lib.state import TrainState
 
-LOSSES = ("contrastive", "batch_all", "batch_hard", "semi_hard", "soft_margin", "prototypical", "nt_xent", "supcon",
-          "pair_bce")
-PAIR_LOSSES = ("pair_bce",)  # need the pairs sampler
-VIEW_LOSSES = ("nt_xent", "supcon")  # need two augmented views of every image
-EVAL_FEATURES = {"head": "", "backbone": "last", "conv": "first"}  # -> EmbeddingNet.features(layer=...)
 THUMB_SIZE = 32  # longest side of the images kept for the hardest-pairs picture
 GLYPH_LABEL_OFFSET = 1 << 20  # synthetic glyph classes take labels from here up
 
@@ -126,67 +122,6 @@ def _label_key(spec: DatasetSpec) -> str:
     raise ConfigError(f"task 'embedding' needs a class label or an identity per example; dataset {spec.name!r} "
                       "has neither: pick a labelled dataset")
   return identities[0]
-
-
-def check_settings(section: ml_collections.ConfigDict, model_name: str, sampler: str) -> None:
-  """Raises a one-line ConfigError for an unknown loss or metric, a bad size, a wrapped model or a sampler that
-  does not give the loss its batches."""
-  if section.loss not in LOSSES:
-    raise ConfigError(f"embedding.loss={section.loss!r} is unknown; use one of {', '.join(LOSSES)}")
-  if section.metric not in metric_losses.METRICS:
-    raise ConfigError(f"embedding.metric={section.metric!r} is unknown; use one of "
-                      f"{', '.join(metric_losses.METRICS)}")
-  if section.embed_dim < 1:
-    raise ConfigError(f"embedding.embed_dim={section.embed_dim} must be at least 1")
-  if model_name in embedding_models.WRAPPERS:
-    raise ConfigError(f"model.name={model_name!r} is already a Siamese wrapper; task 'embedding' wraps the backbone "
-                      "itself: set model.name to a zoo classifier such as lenet5_relu or simple_cnn")
-  if int(section.class_transforms) not in (0, 4, 8):
-    raise ConfigError(f"embedding.class_transforms={section.class_transforms}; use 0 (off), 4 (turns) or 8 (turns "
-                      "and mirror images)")
-  if int(section.class_transforms) and sampler != "balanced":
-    raise ConfigError("embedding.class_transforms turns each class group of a P x K batch; set "
-                      "input.sampler=balanced (input.examples_per_class=K)")
-  if section.loss in PAIR_LOSSES and sampler != "pairs":
-    raise ConfigError(f"embedding.loss={section.loss} trains on pairs; set input.sampler=pairs")
-  if section.loss == "prototypical" and sampler != "balanced":
-    raise ConfigError("embedding.loss=prototypical makes its episodes from the class groups of P x K batches; set "
-                      "input.sampler=balanced (input.examples_per_class=K)")
-  if section.eval_metric and section.eval_metric not in metric_losses.METRICS:
-    raise ConfigError(f"embedding.eval_metric={section.eval_metric!r} is unknown; use one of "
-                      f"{', '.join(metric_losses.METRICS)} or '' (the training metric)")
-  if any(name not in EVAL_FEATURES for name in str(section.eval_features).split("+")):
-    raise ConfigError(f"embedding.eval_features={section.eval_features!r}; use head (the embedding), backbone (the "
-                      "input of the backbone's last linear layer) or conv (the input of its first), or several joined "
-                      "by + (e.g. conv+backbone)")
-  if section.eval_features != "head" and section.loss in PAIR_LOSSES:
-    raise ConfigError(f"embedding.eval_features={section.eval_features} is for embedding networks; the pair "
-                      "classifier scores its embeddings: use eval_features=head")
-  if float(section.temperature) <= 0 or float(section.instance_weight) < 0:
-    raise ConfigError(f"embedding.temperature={section.temperature} must be > 0 and embedding.instance_weight="
-                      f"{section.instance_weight} >= 0")
-  if uses_views(section) and sampler == "pairs":
-    raise ConfigError("embedding.loss=nt_xent/supcon and embedding.instance_weight > 0 make two views of every image "
-                      "of a batch; set input.sampler=balanced or uniform")
-  if int(section.glyphs) < 0 or int(section.glyph_pool) < 0 or float(section.glyph_jitter) < 0:
-    raise ConfigError(f"embedding.glyphs={section.glyphs}, glyph_pool={section.glyph_pool} and glyph_jitter="
-                      f"{section.glyph_jitter} must be >= 0")
-  if int(section.glyphs) and (sampler != "balanced" or section.loss in PAIR_LOSSES):
-    raise ConfigError("embedding.glyphs adds synthetic class groups of K to P x K batches; set input.sampler=balanced "
-                      "and a loss other than pair_bce")
-  if 0 < int(section.glyph_pool) < int(section.glyphs):
-    raise ConfigError(f"embedding.glyph_pool={section.glyph_pool} is smaller than the {section.glyphs} glyph classes "
-                      "of a batch; raise it or set 0 (fresh classes every step)")
-  if int(section.glyphs) and int(section.glyph_strokes) < 1:
-    raise ConfigError(f"embedding.glyph_strokes={section.glyph_strokes} must be at least 1")
-  if section.loss not in ("contrastive",) + PAIR_LOSSES and sampler not in ("balanced", "uniform"):
-    raise ConfigError(f"embedding.loss={section.loss} mines triplets inside P x K batches; set "
-                      "input.sampler=balanced (input.examples_per_class=K)")
-
-
-def uses_views(section: ml_collections.ConfigDict) -> bool:
-  """Whether training runs two augmented views of every image (NT-Xent, SupCon, or an added instance term)."""
-  return section.loss in VIEW_LOSSES or float(section.instance_weight) > 0
 
 
 @base.register("embedding")
@@ -262,11 +197,18 @@ class EmbeddingTask(base.Task):
               self.model.apply(variables, prepared, train=False) for name in self.settings.eval_features.split("+")]
     return embedding_eval.join_feature_blocks(blocks)
 
+  def view_images(self, images: jax.Array, view: int) -> jax.Array:
+    """Augmented view `view` >= 1 of stored images [N, H, W, C], preprocessed, not yet normalised: the training
+    augmentation with keys made of each image's pixels (`support_views.view_keys`), so it does not depend on the
+    batch."""
+    def one(key, image):
+      ops = self.input_ops
+      return ops.augment(jax.random.fold_in(key, 1), ops.preprocess(jax.random.fold_in(key, 0), image[None]))[0]
+    return jax.vmap(one)(support_views.view_keys(images, int(self.eval_settings.seed), view), images)
+
   def view_inputs(self, images: jax.Array, view: int) -> jax.Array:
-    """Model inputs [N, ...] of augmented view `view` >= 1 of stored images [N, H, W, C]: the training augmentation
-    with keys made of each image's pixels (`support_views.view_keys`), so the views do not depend on the batch."""
-    keys = support_views.view_keys(images, int(self.eval_settings.seed), view)
-    return jax.vmap(lambda key, image: self.input_ops(key, image[None], train=True)[0])(keys, images)
+    """Model inputs [N, ...] of augmented view `view` >= 1 of stored images [N, H, W, C] (`view_images`)."""
+    return self.input_ops.normalize(jax.random.PRNGKey(0), self.view_images(images, view))
 
   # --- Training -------------------------------------------------------------------------------------------------
   def _trained_rows(self, labels: jax.Array) -> jax.Array:
@@ -453,6 +395,9 @@ class EmbeddingTask(base.Task):
     if "pca_points" in metrics:
       paths.append(os.path.join(workdir, "embedding_pca.png"))
       embedding_plots.plot_embedding_pca(metrics["pca_points"], metrics["pca_labels"], names, paths[-1])
+    if "picture_thumbs" in metrics and self.eval_settings.support_views > 1:
+      paths.append(os.path.join(workdir, "support_views.png"))
+      self.plot_support_views(metrics["picture_thumbs"], metrics["pca_labels"], names, paths[-1])
     if "picture_thumbs" in metrics and len(metrics.get("hard_positive_pairs", ())):
       paths.append(os.path.join(workdir, "hardest_pairs.png"))
       embedding_plots.plot_hardest_pairs(metrics["picture_thumbs"], metrics["pca_labels"],
@@ -460,6 +405,25 @@ class EmbeddingTask(base.Task):
                                          metrics["hard_negative_pairs"], metrics["hard_negative_scores"], names,
                                          paths[-1])
     return paths
+
+  def plot_support_views(self, thumbs: np.ndarray, labels: np.ndarray, names: Sequence[str], path: str,
+                         classes: int = 6, views: int = 8) -> None:
+    """support_views.png: one picture image of each of the first `classes` classes (rows) as it is and in its first
+    `views` - 1 augmented support views (`view_images` of the thumbnail, so of its size)."""
+    from vision_jax.plots import heatmaps  # pylint: disable=import-outside-toplevel
+    labels = np.asarray(labels).reshape(-1)
+    chosen = [int(np.flatnonzero(labels == c)[0]) for c in np.unique(labels)[:classes]]
+    images = jnp.asarray(np.asarray(thumbs)[chosen])
+    count = min(views, self.eval_settings.support_views)
+    grid = [jax.jit(self.input_ops.preprocess)(jax.random.PRNGKey(0), images)]
+    grid += [jax.jit(self.view_images, static_argnums=1)(images, v) for v in range(1, count)]
+    grid = np.stack([np.asarray(g, np.float32) for g in grid], 1)  # [rows, count, h, w, C]
+    grid = np.clip(grid / np.maximum(grid.max(axis=(2, 3, 4), keepdims=True), 1e-6), 0.0, 1.0)
+    name = lambda label: str(names[label]) if 0 <= label < len(names) else str(label)
+    captions = [name(int(labels[i])) if v == 0 else f"view {v}" for i in chosen for v in range(count)]
+    heatmaps.image_grid_figure(grid.reshape((-1,) + grid.shape[2:]), path, "support views: each row an enrolled "
+                               "image as it is, then its augmented views (queries are scored as they are)", captions,
+                               columns=count)
 
   def eval_class_names(self) -> tuple[str, ...]:
     """Names of the evaluation split's labels: those of `dataset.eval_classes` in their order when it is set (the
