@@ -21,8 +21,8 @@ sum_j w_j |a_j - b_j| (the bias shifts every score equally, so no ranking or cho
   * Matching options (`EmbeddingEval.match`): episodes and the gallery can instead match conv maps location by
     location (`local_matching`, inductive: each query against its support set only); the same episode draws serve
     every rule. `holes` adds a topological prior of line drawings to either rule (`hole_prior`), `support_views`
-    the best of several augmented views of each support (`support_views`); `episode_rules` builds them. `refine_steps`
-    adds transductive soft k-means results (`transductive`) under separate names.
+    scores each query against several augmented views of each support (`support_views`); `episode_rules` builds
+    the rules. `refine_steps` adds transductive soft k-means results (`transductive`) under separate names.
 """
 
 from __future__ import annotations
@@ -328,9 +328,10 @@ class EmbeddingEval:
       (the rows' `thumb`) from every episode and gallery score, after either matching rule (a class's descriptor is
       its support mean); 0: off. The transductive results carry it too, in their soft assignments as well;
       verification and the pictures score the features alone.
-    support_views: V > 1 scores episodes and the gallery with the best of V views of the enrolled side (the plain
-      images and V - 1 augmented views, the rows' `view_embedding` / `view_maps`; `support_views`), queries and
-      probes as they are; 1: off. The transductive results and verification use the plain images.
+    support_views: V > 1 scores episodes and the gallery against V views of the enrolled side (the plain images and
+      V - 1 augmented views, the rows' `view_embedding` / `view_maps`): the best view's prototype, or every view
+      pooled like extra shots under match=local (`support_views`); queries and probes as they are; 1: off. The
+      transductive results, verification and the pictures use the plain images.
   """
 
   metric: str = "euclidean"

@@ -39,16 +39,19 @@ A config selects it with `task = "embedding"`; `config.model` names any zoo clas
   embed_dim         embedding size; normalize: L2-normalise embeddings; center: standardise each embedding
                     dimension with the training images' running mean and variance first (`EmbeddingNet.center`)
   heldout_classes   labels (as batches carry them) that training never uses and evaluation is restricted to,
-                    e.g. "5,6,7,8,9": their training rows are masked out of every loss (their pixels still pass
-                    through the network: use a backbone without batch norm); "" trains and evaluates every label.
-                    Cleaner: `dataset.classes` / `dataset.eval_classes` split the classes in the data config
-                    (`vision_jax.data.subsets`, configs/siamese_digits.py), so no held-out image reaches training
+                    e.g. "5,6,7,8,9": training rows of these labels are masked out of every loss (their pixels
+                    still pass through the network, so use a backbone without batch norm to keep them unseen);
+                    "" trains on every training label and evaluates every eval label. The cleaner route is to
+                    separate the classes in the data config: `dataset.classes` for the training split and
+                    `dataset.eval_classes` for the evaluation split (`vision_jax.data.subsets`), as
+                    configs/siamese_digits.py does; then no held-out image reaches training at all
   class_transforms  0 | 4 | 8: new training classes made by turning each class's images by a multiple of 90
                     degrees (4), or by those turns of the image and of its mirror image (8): on P x K batches each
                     group of K rows (one class) takes one transform drawn per step and the label
                     label * class_transforms + transform (the rotated-class augmentation of few-shot learning,
-                    Santoro et al. 2016, Vinyals et al. 2016): more and harder training classes. Square images and
-                    the balanced sampler only.
+                    Santoro et al. 2016, Vinyals et al. 2016): more and harder training classes, so that the
+                    embedding keeps what tells unseen classes apart (e.g. a 6 from a 9) instead of only what
+                    separates the few training classes. Square images and the balanced sampler only.
   glyphs            N > 0 adds N procedurally generated handwriting-like classes x K examples to every P x K batch
                     (`vision_jax.data.synthetic_glyphs`, rendered inside the train step, then augmented and
                     normalised like the real rows; labels from GLYPH_LABEL_OFFSET up, never a real label): many
