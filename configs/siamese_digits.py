@@ -38,9 +38,9 @@ Defaults (session 26): simple_cnn + batch norm, batch_all on P x K = 20 x 5, 64-
 augmentation, no rotated classes, evaluation on the flattened conv maps (features=conv), which scored about 10
 points of held-out 5-way 1-shot accuracy above the embedding itself in the diagnostics.
 Best held-out 5-way 1-shot so far (session 30, seed 0, 1,000 episodes; targets 95% / 75% missed): digits 91.4% with
-`loss=supcon,steps=800,eval_metric=cosine,glyphs=20,features=backbone,shape=moments,holes=0.1` (467 s on 2 cores;
+`loss=supcon,steps=800,eval_metric=cosine,glyphs=20,features=backbone,shape=moments,holes=0.1` (467-552 s on 2 cores;
 88.4% without the hole prior, 84.6% without shape normalisation either); Fashion-MNIST 72.3% (session 32) with
-`loss=batch_all,dataset=fashion,steps=400,eval_metric=cosine,match=local,radius=0,views=32` (152 s; 69.7% without the
+`loss=batch_all,dataset=fashion,steps=400,eval_metric=cosine,match=local,radius=0,views=32` (148 s; 69.7% without the
 support views; semi_hard 69.3%; glyphs, filled-silhouette classes, shape normalisation and the hole prior do not help
 garments). Transductive, reported
 apart (`refine=3`, session 31): digits 95.5%, Fashion 76.4% from the same two runs.
