@@ -88,7 +88,8 @@ def test_support_views_errors_name_the_fix():
     E.EmbeddingEval(support_views=0)
   del rows["view_embedding"]
   with pytest.raises(ConfigError, match="needs the augmented views") as error:
-    episode_rules.inductive_rules(rows, np.ones(60, bool), rows["embedding"], E.EmbeddingEval(support_views=2))
+    episode_rules.inductive_rules(rows, np.ones(60, bool), rows["embedding"], None, None,
+                                  E.EmbeddingEval(support_views=2))
   assert "\n" not in str(error.value)
 
 
@@ -129,7 +130,8 @@ def test_local_rule_pools_every_view_of_every_shot_per_location(radius, shots):
   rows = {"embedding": rng.normal(size=(images, 5)), "label": np.arange(images) % 3, "maps": maps,
           "view_maps": view_maps, "view_embedding": rng.normal(size=(images, views - 1, 5))}
   settings = E.EmbeddingEval(match="local", radius=radius, support_views=views)
-  class_scores, pair_scores = episode_rules.inductive_rules(rows, np.ones(images, bool), rows["embedding"], settings)
+  class_scores, pair_scores = episode_rules.inductive_rules(rows, np.ones(images, bool), rows["embedding"], maps,
+                                                            None, settings)
   queries, supports = rng.integers(0, images, (2, 3)), rng.integers(0, images, (2, 2, shots))
   ours = class_scores(queries, supports)
   every_view = np.concatenate([maps[:, None], view_maps], 1)
@@ -143,8 +145,9 @@ def test_local_rule_pools_every_view_of_every_shot_per_location(radius, shots):
   for i, p in enumerate(probes):
     for k, g in enumerate(gallery):
       assert gallery_scores[i, k] == pytest.approx(_best_local(maps[p], every_view[g], radius), abs=1e-5)
-  np.testing.assert_allclose(local_matching.pooled_score_matrix(maps[:4], maps[4:9, None], radius),
-                             local_matching.local_score_matrix(maps[:4], maps[4:9], radius), atol=1e-6)
+  single = local_matching.local_score_matrix(maps[:4], maps[4:9], radius)  # one map per column
+  np.testing.assert_allclose(single, [[_best_local(maps[i], maps[j:j + 1], radius) for j in range(4, 9)]
+                                      for i in range(4)], atol=1e-5)
 
 
 def test_support_views_picture_is_written(tmp_path):

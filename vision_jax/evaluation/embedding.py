@@ -383,9 +383,11 @@ def embedding_metrics(rows: Mapping[str, np.ndarray], settings: EmbeddingEval) -
   weights = rows["pair_weights"][0] if "pair_weights" in rows and len(rows["pair_weights"]) else None
   score = dict(metric=settings.metric, weights=weights)
   local_matching.check_match(settings.match, settings.radius)
-  class_scores, pair_scores = episode_rules.inductive_rules(rows, keep, embeddings, settings, weights)
-  refined_scores = (episode_rules.transductive_rule(rows, keep, embeddings, settings) if settings.refine_steps > 0
-                    else None)
+  maps = episode_rules.gathered_maps(rows, keep, settings.match)
+  descriptors = episode_rules.hole_descriptors(rows, keep, settings.holes)
+  class_scores, pair_scores = episode_rules.inductive_rules(rows, keep, embeddings, maps, descriptors, settings,
+                                                            weights)
+  refined_scores = episode_rules.transductive_rule(embeddings, maps, descriptors, settings)
   out: dict[str, Any] = {"num_examples": int(len(labels)), "num_classes": int(len(np.unique(labels)))}
   out.update({name: float("nan") for name in metric_names(settings)})  # what the data cannot give stays NaN
   if len(labels) < 4:

@@ -41,7 +41,8 @@ def hole_descriptors(rows: Mapping[str, np.ndarray], keep: np.ndarray, holes: fl
   return hole_prior.hole_bands(np.asarray(rows["thumb"])[keep])
 
 
-def inductive_rules(rows: Mapping[str, np.ndarray], keep: np.ndarray, embeddings: np.ndarray, settings: Any,
+def inductive_rules(rows: Mapping[str, np.ndarray], keep: np.ndarray, embeddings: np.ndarray,
+                    maps: np.ndarray | None, descriptors: np.ndarray | None, settings: Any,
                     weights: np.ndarray | None = None) -> tuple[ClassScores, PairScores]:
   """The episode and gallery scores of the settings' inductive rule (module docstring), over kept-row indices.
 
@@ -50,6 +51,8 @@ def inductive_rules(rows: Mapping[str, np.ndarray], keep: np.ndarray, embeddings
       hold `view_embedding` [R, V - 1, D] and, under match=local, `view_maps` [R, V - 1, h, w, C].
     keep: [R] bool, the evaluated rows.
     embeddings: [N, D] float64 embeddings of the kept rows.
+    maps: the kept rows' conv maps [N, h, w, C] under match=local (`gathered_maps`), else None.
+    descriptors: the kept rows' hole descriptors when settings.holes > 0 (`hole_descriptors`), else None.
     settings: an `EmbeddingEval`.
     weights: the pair head's weights for the 'weighted_l1' score.
 
@@ -58,8 +61,6 @@ def inductive_rules(rows: Mapping[str, np.ndarray], keep: np.ndarray, embeddings
     (rows_a [n], rows_b [m]) -> [n, m].
   """
   views = int(settings.support_views)
-  maps = gathered_maps(rows, keep, settings.match)
-  descriptors = hole_descriptors(rows, keep, settings.holes)
   if views > 1:  # every image's plain row followed by its augmented views: row i * V + v
     names = ["view_embedding"] + (["view_maps"] if maps is not None else [])
     if any(name not in rows for name in names):
@@ -91,12 +92,10 @@ def inductive_rules(rows: Mapping[str, np.ndarray], keep: np.ndarray, embeddings
   return class_scores, pair_scores
 
 
-def transductive_rule(rows: Mapping[str, np.ndarray], keep: np.ndarray, embeddings: np.ndarray,
+def transductive_rule(embeddings: np.ndarray, maps: np.ndarray | None, descriptors: np.ndarray | None,
                       settings: Any) -> ClassScores:
-  """The `_transductive` episode scores: soft k-means of the embeddings (cosine), or of the conv maps under local
-  matching, with the hole prior's penalty in every score when `settings.holes` > 0 (the plain images only)."""
-  maps = gathered_maps(rows, keep, settings.match)
-  descriptors = hole_descriptors(rows, keep, settings.holes)
+  """The `_transductive` episode scores: soft k-means of the embeddings (cosine), or of the conv `maps` under local
+  matching, with the hole prior's penalty in every score when `descriptors` are given (the plain images only)."""
 
   def class_scores(query_rows: np.ndarray, support_rows: np.ndarray) -> np.ndarray:
     offsets = (None if descriptors is None else

@@ -120,17 +120,6 @@ def prototype_map_scores(queries: np.ndarray, prototypes: np.ndarray, radius: in
   return np.concatenate(out) if out else np.zeros(queries.shape[:2] + prototypes.shape[1:2])
 
 
-def local_score_matrix(a: np.ndarray, b: np.ndarray, radius: int) -> np.ndarray:
-  """Local-matching scores of every map of `a` [n, h, w, C] against every map of `b` [m, h, w, C] -> [n, m]
-  float64 (the mean over a's locations of the best cosine within +-radius in b)."""
-  b = jnp.asarray(b, jnp.float32)
-  per_row = len(b) * int(np.prod(np.shape(a)[1:])) * (2 * radius + 1) ** 2
-  rows = max(1, _CHUNK_ELEMENTS // max(1, per_row))
-  out = [np.asarray(location_similarities(jnp.asarray(a[s:s + rows], jnp.float32), b, radius).mean((2, 3)),
-                    np.float64) for s in range(0, len(a), rows)]
-  return np.concatenate(out) if out else np.zeros((0, len(b)))
-
-
 def pooled_score_matrix(a: np.ndarray, b: np.ndarray, radius: int) -> np.ndarray:
   """Local-matching scores of every map of `a` [n, h, w, C] against every column of `b` [m, P, h, w, C], whose P
   maps are pooled like a class's shots (e.g. an enrolled image's augmented views) -> [n, m] float64: the mean over
@@ -141,6 +130,13 @@ def pooled_score_matrix(a: np.ndarray, b: np.ndarray, radius: int) -> np.ndarray
   out = [np.asarray(_episode_class_scores(jnp.asarray(a[s:s + rows], jnp.float32)[None], b[None], radius)[0],
                     np.float64) for s in range(0, len(a), rows)]
   return np.concatenate(out) if out else np.zeros((0, len(b)))
+
+
+def local_score_matrix(a: np.ndarray, b: np.ndarray, radius: int) -> np.ndarray:
+  """Local-matching scores of every map of `a` [n, h, w, C] against every map of `b` [m, h, w, C] -> [n, m]
+  float64 (the mean over a's locations of the best cosine within +-radius in b): `pooled_score_matrix` with one map
+  per column."""
+  return pooled_score_matrix(a, np.asarray(b)[:, None], radius)
 
 
 def check_match(match: str, radius: int, pair_classifier: bool = False) -> None:
