@@ -74,6 +74,8 @@ def embedding_config(args, dataset: str, eval_every: int, best_metric: str, spli
   lr, seed): task, model, dataset and its (train, eval) splits, host resize to `image_size` (0: none), sampler
   (pairs for pair losses, else P x K), Adam with warm-up + cosine, evaluation and checkpoints every `eval_every`
   steps, the `embedding` section, the kept-best metric."""
+  if args.steps < 1:
+    raise ConfigError(f"steps={args.steps} trains nothing; pass steps=1 or more (e.g. steps=400)")
   config = common.base_config()
   config.task = "embedding"
   config.seed = args.seed

@@ -189,3 +189,14 @@ def test_parsers_and_names():
   for bad in ("5", "1x1", "5xa"):
     with pytest.raises(ConfigError):
       E.parse_episodes(bad)
+
+
+@pytest.mark.parametrize("field,value,fix", [("refine_steps", -1, "refine_steps=-1 must be >= 0"),
+                                             ("refine_temperature", 0.0, "refine_temperature=0.0 > 0"),
+                                             ("queries", 0, "queries=0"), ("num_episodes", 0, "num_episodes=0"),
+                                             ("enrol", 0, "enrol=0"), ("far", 0.0, "false accept rate"),
+                                             ("far", 1.5, "between 0 and 1")])
+def test_settings_errors_name_the_fix(field, value, fix):
+  with pytest.raises(ConfigError) as error:
+    E.EmbeddingEval(**{field: value})
+  assert fix in str(error.value) and "\n" not in str(error.value)

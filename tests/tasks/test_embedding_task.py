@@ -96,7 +96,8 @@ def test_prototypical_episodes_use_the_configured_group_size(batch):
 
 @pytest.mark.parametrize("args,fix", [("augment=blur", "augment='blur'; use one of crop"),
                                       ("head=false", "use model=conv4"),
-                                      ("shape=slant", "shape='slant'; use one of deskew, moments")])
+                                      ("shape=slant", "shape='slant'; use one of deskew, moments"),
+                                      ("steps=0", "steps=0 trains nothing; pass steps=1 or more")])
 def test_config_argument_errors_name_the_fix(args, fix):
   with pytest.raises(ConfigError) as error:
     in_process.load_config(f"configs/siamese_digits.py:{args},smoke")
@@ -140,11 +141,18 @@ def test_conv4_recipe_config():
 @pytest.mark.parametrize("loss,sampler,fix", [("batch_hard", "pairs", "input.sampler=balanced"),
                                               ("prototypical", "uniform", "input.sampler=balanced"),
                                               ("pair_bce", "balanced", "input.sampler=pairs"),
-                                              ("arcface", "balanced", "use one of")])
+                                              ("arcface", "balanced", "use one of"),
+                                              ("semi_hard", "balanced", "input.examples_per_class=1 have none"),
+                                              ("supcon", "balanced", "refine_steps=-1 must be >= 0")])
 def test_config_errors_name_the_fix(loss, sampler, fix):
+  args = {"semi_hard": "k=1,", "supcon": "refine=-1,"}.get(loss, "")
   with pytest.raises(ConfigError) as error:
-    _task(loss, sampler)
+    _task(loss, sampler, args)
   assert fix in str(error.value) and "\n" not in str(error.value)
+
+
+def test_instance_losses_train_with_one_example_per_class():
+  assert _task("nt_xent", "balanced", "k=1,").examples_per_class == 1  # the second view is the positive
 
 
 @pytest.fixture(scope="module")

@@ -358,6 +358,14 @@ class EmbeddingEval:
       raise ConfigError(f"embedding.holes={self.holes} is a penalty weight; use >= 0 (0: off)")
     if self.support_views < 1:
       raise ConfigError(f"embedding.support_views={self.support_views} counts the plain view too; use >= 1 (1: off)")
+    if self.refine_steps < 0 or not self.refine_temperature > 0:
+      raise ConfigError(f"embedding.refine_steps={self.refine_steps} must be >= 0 (0: off) and "
+                        f"embedding.refine_temperature={self.refine_temperature} > 0")
+    if min(self.queries, self.num_episodes, self.enrol, self.gallery_draws) < 1:
+      raise ConfigError(f"embedding.queries={self.queries}, num_episodes={self.num_episodes}, enrol={self.enrol} and "
+                        f"gallery_draws={self.gallery_draws} must each be at least 1")
+    if not 0 < self.far < 1:
+      raise ConfigError(f"embedding.far={self.far} is a false accept rate; use a value between 0 and 1, e.g. 1e-3")
 
 
 def embedding_metrics(rows: Mapping[str, np.ndarray], settings: EmbeddingEval) -> dict[str, Any]:

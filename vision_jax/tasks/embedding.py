@@ -144,7 +144,8 @@ class EmbeddingTask(base.Task):
     section = defaults()
     section.update(dict(config.get("embedding") or {}))
     self.settings = section
-    check_settings(section, config.model.name, config.input.sampler)
+    check_settings(section, config.model.name, config.input.sampler,
+                   int(config.input.examples_per_class))
     self.label_key = _label_key(spec)
     self.heldout = embedding_eval.parse_classes(section.heldout_classes)
     backbone = overrides.from_config(config.model, num_classes=int(section.embed_dim), **base.compute_dtype(config))

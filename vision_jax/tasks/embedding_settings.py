@@ -13,12 +13,15 @@ LOSSES = ("contrastive", "batch_all", "batch_hard", "semi_hard", "soft_margin", 
           "pair_bce")
 PAIR_LOSSES = ("pair_bce",)  # need the pairs sampler
 VIEW_LOSSES = ("nt_xent", "supcon")  # need two augmented views of every image
+# losses whose every term needs another image of the anchor's class in the batch (NT-Xent and SupCon pair views)
+POSITIVE_LOSSES = ("contrastive", "batch_all", "batch_hard", "semi_hard", "soft_margin", "prototypical")
 EVAL_FEATURES = {"head": "", "backbone": "last", "conv": "first"}  # -> EmbeddingNet.features(layer=...)
 
 
-def check_settings(section: ml_collections.ConfigDict, model_name: str, sampler: str) -> None:
+def check_settings(section: ml_collections.ConfigDict, model_name: str, sampler: str,
+                   examples_per_class: int = 2) -> None:
   """Raises a one-line ConfigError for an unknown loss or metric, a bad size, a wrapped model or a sampler that
-  does not give the loss its batches."""
+  does not give the loss its batches (`examples_per_class`: the K of P x K batches, `input.examples_per_class`)."""
   if section.loss not in LOSSES:
     raise ConfigError(f"embedding.loss={section.loss!r} is unknown; use one of {', '.join(LOSSES)}")
   if section.metric not in metric_losses.METRICS:
@@ -67,6 +70,9 @@ def check_settings(section: ml_collections.ConfigDict, model_name: str, sampler:
                       "of a batch; raise it or set 0 (fresh classes every step)")
   if int(section.glyphs) and int(section.glyph_strokes) < 1:
     raise ConfigError(f"embedding.glyph_strokes={section.glyph_strokes} must be at least 1")
+  if section.loss in POSITIVE_LOSSES and sampler == "balanced" and examples_per_class < 2:
+    raise ConfigError(f"embedding.loss={section.loss} needs same-class pairs inside a batch, and P x K batches with "
+                      f"input.examples_per_class={examples_per_class} have none; set it to 2 or more")
   if section.loss not in ("contrastive",) + PAIR_LOSSES and sampler not in ("balanced", "uniform"):
     raise ConfigError(f"embedding.loss={section.loss} mines triplets inside P x K batches; set "
                       "input.sampler=balanced (input.examples_per_class=K)")
