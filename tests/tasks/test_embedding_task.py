@@ -97,10 +97,13 @@ def test_prototypical_episodes_use_the_configured_group_size(batch):
 @pytest.mark.parametrize("args,fix", [("augment=blur", "augment='blur'; use one of crop"),
                                       ("head=false", "use model=conv4"),
                                       ("shape=slant", "shape='slant'; use one of deskew, moments"),
-                                      ("steps=0", "steps=0 trains nothing; pass steps=1 or more")])
+                                      ("steps=0", "steps=0 trains nothing; pass steps=1 or more"),
+                                      ("k=0", "k=0 examples per class; pass k=2 or more"),
+                                      ("margin=-1", "embedding.margin=-1.0 must be >= 0"),
+                                      ("loss=prototypical,scale=0", "embedding.scale=0.0 (the prototypical")])
 def test_config_argument_errors_name_the_fix(args, fix):
   with pytest.raises(ConfigError) as error:
-    in_process.load_config(f"configs/siamese_digits.py:{args},smoke")
+    tasks.get(in_process.load_config(f"configs/siamese_digits.py:{args},smoke"), SPEC)
   assert fix in str(error.value) and "\n" not in str(error.value)
 
 

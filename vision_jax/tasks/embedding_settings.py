@@ -29,6 +29,9 @@ def check_settings(section: ml_collections.ConfigDict, model_name: str, sampler:
                       f"{', '.join(metric_losses.METRICS)}")
   if section.embed_dim < 1:
     raise ConfigError(f"embedding.embed_dim={section.embed_dim} must be at least 1")
+  if not float(section.margin) >= 0 or not float(section.scale) > 0:  # NaN too
+    raise ConfigError(f"embedding.margin={section.margin} must be >= 0 and embedding.scale={section.scale} (the "
+                      "prototypical logits' -scale x distance) > 0")
   if model_name in embedding_models.WRAPPERS:
     raise ConfigError(f"model.name={model_name!r} is already a Siamese wrapper; task 'embedding' wraps the backbone "
                       "itself: set model.name to a zoo classifier such as lenet5_relu or simple_cnn")
