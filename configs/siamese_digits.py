@@ -77,7 +77,7 @@ def embedding_config(args, dataset: str, eval_every: int, best_metric: str, spli
   if args.steps < 1:
     raise ConfigError(f"steps={args.steps} trains nothing; pass steps=1 or more (e.g. steps=400)")
   if args.k < 1:
-    raise ConfigError(f"k={args.k} examples per class; pass k=2 or more (k=1 only for nt_xent)")
+    raise ConfigError(f"k={args.k} examples per class; pass k=2 or more (the mining losses need same-class pairs)")
   config = common.base_config()
   config.task = "embedding"
   config.seed = args.seed

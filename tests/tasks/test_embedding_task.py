@@ -145,17 +145,28 @@ def test_conv4_recipe_config():
                                               ("prototypical", "uniform", "input.sampler=balanced"),
                                               ("pair_bce", "balanced", "input.sampler=pairs"),
                                               ("arcface", "balanced", "use one of"),
-                                              ("semi_hard", "balanced", "input.examples_per_class=1 have none"),
                                               ("supcon", "balanced", "refine_steps=-1 must be >= 0")])
 def test_config_errors_name_the_fix(loss, sampler, fix):
-  args = {"semi_hard": "k=1,", "supcon": "refine=-1,"}.get(loss, "")
+  args = {"supcon": "refine=-1,"}.get(loss, "")
   with pytest.raises(ConfigError) as error:
     _task(loss, sampler, args)
   assert fix in str(error.value) and "\n" not in str(error.value)
 
 
-def test_instance_losses_train_with_one_example_per_class():
-  assert _task("nt_xent", "balanced", "k=1,").examples_per_class == 1  # the second view is the positive
+def _one_per_class_task(loss, batch_size):
+  """The smoke config's task with P x K batches of K = 1 (`SPEC` has 10 classes)."""
+  config = in_process.load_config("configs/siamese_digits.py:k=1,smoke", "", embedding__loss=loss,
+                                  input__batch_size=batch_size)
+  return tasks.get(config, SPEC)
+
+
+def test_one_example_per_class_is_an_error_only_where_no_anchor_can_have_a_positive():
+  for batch_size in (8, 10):  # P <= 10 classes: the sampler draws P distinct classes
+    with pytest.raises(ConfigError) as error:
+      _one_per_class_task("semi_hard", batch_size)
+    assert "input.examples_per_class=1 hold one image of each class" in str(error.value)
+  assert _one_per_class_task("semi_hard", 32).examples_per_class == 1  # 32 groups of 10 classes: classes repeat
+  assert _one_per_class_task("nt_xent", 8).examples_per_class == 1  # the second view is the positive
 
 
 @pytest.fixture(scope="module")

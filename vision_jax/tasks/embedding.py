@@ -144,8 +144,9 @@ class EmbeddingTask(base.Task):
     section = defaults()
     section.update(dict(config.get("embedding") or {}))
     self.settings = section
-    check_settings(section, config.model.name, config.input.sampler,
-                   int(config.input.examples_per_class))
+    groups = int(config.input.batch_size) // max(1, int(config.input.examples_per_class))
+    check_settings(section, config.model.name, config.input.sampler, int(config.input.examples_per_class),
+                   classes_repeat=0 < spec.num_classes < groups)
     self.label_key = _label_key(spec)
     self.heldout = embedding_eval.parse_classes(section.heldout_classes)
     backbone = overrides.from_config(config.model, num_classes=int(section.embed_dim), **base.compute_dtype(config))

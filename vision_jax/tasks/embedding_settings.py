@@ -19,9 +19,10 @@ EVAL_FEATURES = {"head": "", "backbone": "last", "conv": "first"}  # -> Embeddin
 
 
 def check_settings(section: ml_collections.ConfigDict, model_name: str, sampler: str,
-                   examples_per_class: int = 2) -> None:
+                   examples_per_class: int = 2, classes_repeat: bool = False) -> None:
   """Raises a one-line ConfigError for an unknown loss or metric, a bad size, a wrapped model or a sampler that
-  does not give the loss its batches (`examples_per_class`: the K of P x K batches, `input.examples_per_class`)."""
+  does not give the loss its batches (`examples_per_class`: the K of P x K batches, `input.examples_per_class`;
+  `classes_repeat`: a batch's P class groups outnumber the training classes, so the sampler repeats classes)."""
   if section.loss not in LOSSES:
     raise ConfigError(f"embedding.loss={section.loss!r} is unknown; use one of {', '.join(LOSSES)}")
   if section.metric not in metric_losses.METRICS:
@@ -73,9 +74,10 @@ def check_settings(section: ml_collections.ConfigDict, model_name: str, sampler:
                       "of a batch; raise it or set 0 (fresh classes every step)")
   if int(section.glyphs) and int(section.glyph_strokes) < 1:
     raise ConfigError(f"embedding.glyph_strokes={section.glyph_strokes} must be at least 1")
-  if section.loss in POSITIVE_LOSSES and sampler == "balanced" and examples_per_class < 2:
+  if section.loss in POSITIVE_LOSSES and sampler == "balanced" and examples_per_class < 2 and not classes_repeat:
     raise ConfigError(f"embedding.loss={section.loss} needs same-class pairs inside a batch, and P x K batches with "
-                      f"input.examples_per_class={examples_per_class} have none; set it to 2 or more")
+                      f"input.examples_per_class={examples_per_class} hold one image of each class they draw; set it "
+                      "to 2 or more")
   if section.loss not in ("contrastive",) + PAIR_LOSSES and sampler not in ("balanced", "uniform"):
     raise ConfigError(f"embedding.loss={section.loss} mines triplets inside P x K batches; set "
                       "input.sampler=balanced (input.examples_per_class=K)")
