@@ -27,6 +27,9 @@ A config selects it with `task = "embedding"`; `config.model` names any zoo clas
   support_views     V > 1: episodes and the gallery score each query against V views of the supports (as they are
                     and V - 1 draws of `input.augment`): the best view's prototype, or every view pooled like extra
                     shots under match=local (`vision_jax.evaluation.support_views`; inductive); 1: off
+  feature_power     p != 1: every evaluated feature (embeddings, conv maps, support views) becomes sign(x) |x|^p
+                    before it is compared (`vision_jax.evaluation.power_transform`, Tukey's transform; 0.5 on
+                    the non-negative conv maps lifts held-out Fashion-MNIST one-shot); 1: off
   holes             > 0: episode and gallery scores lose holes x the L1 distance of the images' hole descriptors
                     (`vision_jax.evaluation.hole_prior`: loops at the top / bottom of a line drawing, found in the
                     stored images as thumbnailed for the pictures, at most THUMB_SIZE pixels a side); 0: off
@@ -92,6 +95,7 @@ from vision_jax.data.features import DatasetSpec
 from vision_jax.errors import ConfigError
 from vision_jax.evaluation import embedding as embedding_eval
 from vision_jax.evaluation import local_matching, support_views
+from vision_jax.evaluation.power_transform import power_transform
 from vision_jax.evaluation.evaluators import Evaluator, GatherEvaluator
 from vision_jax.losses import metric as metric_losses
 from vision_jax.losses.classification import binary_cross_entropy
@@ -110,7 +114,7 @@ def defaults() -> ml_collections.ConfigDict:
   """The `config.embedding` section with its defaults (module docstring)."""
   return ml_collections.ConfigDict({
       "loss": "batch_hard", "margin": 0.2, "metric": "euclidean", "embed_dim": 64, "normalize": True,
-      "center": False, "scale": 1.0, "heldout_classes": "", "class_transforms": 0, "episodes": "5x1,20x1,5x5",
+      "center": False, "feature_power": 1.0, "scale": 1.0, "heldout_classes": "", "class_transforms": 0, "episodes": "5x1,20x1,5x5",
       "queries": 5, "num_episodes": 1000, "enrol": 1, "eval_seed": 0, "best_metric": "verification_auc",
       "eval_features": "head", "match": "prototype", "radius": 1, "refine_steps": 0, "eval_metric": "",
       "temperature": 0.2, "instance_weight": 0.0, "glyphs": 0,
@@ -200,7 +204,15 @@ class EmbeddingTask(base.Task):
     blocks = [self.model.apply(variables, prepared, train=False, layer=EVAL_FEATURES[name],
                                method=embedding_models.EmbeddingNet.features) if name != "head" else
               self.model.apply(variables, prepared, train=False) for name in self.settings.eval_features.split("+")]
-    return embedding_eval.join_feature_blocks(blocks)
+    power = float(self.settings.feature_power)
+    return embedding_eval.join_feature_blocks([power_transform(block, power) for block in blocks])
+
+  def conv_maps(self, variables: Mapping[str, Any], prepared: jax.Array) -> jax.Array:
+    """Evaluation-mode conv maps [N, h, w, C] of model inputs [N, H, W, C] for local matching
+    (`EmbeddingNet.features(layer="first_maps")`, power-transformed like every evaluated feature)."""
+    maps = self.model.apply(variables, prepared, train=False, layer="first_maps",
+                            method=embedding_models.EmbeddingNet.features)
+    return power_transform(maps, float(self.settings.feature_power))
 
   def view_images(self, images: jax.Array, view: int) -> jax.Array:
     """Augmented view `view` >= 1 of stored images [N, H, W, C], preprocessed, not yet normalised: the training
@@ -366,8 +378,7 @@ class EmbeddingTask(base.Task):
     outputs = {"embedding": embeddings, "label": batch[self.label_key], "mask": batch["mask"],
                "thumb": thumbnails(images)}
     local = self.eval_settings.match == "local"  # check_match has refused the pair classifier
-    maps_of = functools.partial(self.model.apply, variables, train=False, layer="first_maps",
-                                method=embedding_models.EmbeddingNet.features)
+    maps_of = functools.partial(self.conv_maps, variables)
     if local:
       outputs["maps"] = maps_of(self.input_ops(jax.random.PRNGKey(0), images, train=False))
     views = [self.view_inputs(images, v) for v in range(1, self.eval_settings.support_views)]

@@ -33,6 +33,12 @@ def check_settings(section: ml_collections.ConfigDict, model_name: str, sampler:
   if not float(section.margin) >= 0 or not float(section.scale) > 0:  # NaN too
     raise ConfigError(f"embedding.margin={section.margin} must be >= 0 and embedding.scale={section.scale} (the "
                       "prototypical logits' -scale x distance) > 0")
+  if not float(section.feature_power) > 0:  # NaN too
+    raise ConfigError(f"embedding.feature_power={section.feature_power} must be > 0 (1: features as they are, 0.5: "
+                      "square roots)")
+  if float(section.feature_power) != 1.0 and section.loss in PAIR_LOSSES:
+    raise ConfigError(f"embedding.feature_power={section.feature_power}: the pair classifier's head scores its "
+                      "embeddings as they are; leave feature_power at 1")
   if model_name in embedding_models.WRAPPERS:
     raise ConfigError(f"model.name={model_name!r} is already a Siamese wrapper; task 'embedding' wraps the backbone "
                       "itself: set model.name to a zoo classifier such as lenet5_relu or simple_cnn")
