@@ -114,7 +114,8 @@ def defaults() -> ml_collections.ConfigDict:
   """The `config.embedding` section with its defaults (module docstring)."""
   return ml_collections.ConfigDict({
       "loss": "batch_hard", "margin": 0.2, "metric": "euclidean", "embed_dim": 64, "normalize": True,
-      "center": False, "feature_power": 1.0, "scale": 1.0, "heldout_classes": "", "class_transforms": 0, "episodes": "5x1,20x1,5x5",
+      "center": False, "feature_power": 1.0, "scale": 1.0, "heldout_classes": "", "class_transforms": 0,
+      "episodes": "5x1,20x1,5x5",
       "queries": 5, "num_episodes": 1000, "enrol": 1, "eval_seed": 0, "best_metric": "verification_auc",
       "eval_features": "head", "match": "prototype", "radius": 1, "refine_steps": 0, "eval_metric": "",
       "temperature": 0.2, "instance_weight": 0.0, "glyphs": 0,
