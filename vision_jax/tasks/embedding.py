@@ -95,8 +95,8 @@ from vision_jax.data.features import DatasetSpec
 from vision_jax.errors import ConfigError
 from vision_jax.evaluation import embedding as embedding_eval
 from vision_jax.evaluation import local_matching, support_views
-from vision_jax.evaluation.power_transform import power_transform
 from vision_jax.evaluation.evaluators import Evaluator, GatherEvaluator
+from vision_jax.evaluation.power_transform import power_transform
 from vision_jax.losses import metric as metric_losses
 from vision_jax.losses.classification import binary_cross_entropy
 from vision_jax.models import embedding as embedding_models
