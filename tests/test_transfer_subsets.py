@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from vision_jax.data.features import DatasetSpec
+from vision_jax.data.features import DatasetSpec, Feature, make_spec
 from vision_jax.configs import common
 from vision_jax.data import datasets, embedded_mnist, subsets
 from vision_jax.errors import ConfigError, DataError
@@ -76,3 +76,27 @@ def test_bad_subsets_are_one_line_errors():
     subsets.select(source, spec, (1, 2), examples_per_class=3)
   sub, sub_spec = subsets.select(source, spec, (2, 0), examples_per_class=2)
   assert sub_spec.class_names == ("c", "a") and sorted(r["label"] for r in sub.__getitems__(range(4))) == [0, 0, 1, 1]
+
+
+def test_class_slices_like_tfds_splits():
+  assert subsets.parse_classes(":80%", 12) == tuple(range(9)) and subsets.parse_classes("80%:", 12) == (9, 10, 11)
+  assert subsets.parse_classes("3:5", 12) == (3, 4) and subsets.parse_classes("10:", 12) == (10, 11)
+  assert subsets.parse_classes(":", 3) == (0, 1, 2) and subsets.parse_classes("0:99", 3) == (0, 1, 2)
+  assert subsets.parse_classes(" 5 , 6 ", 7) == (5, 6)
+  with pytest.raises(ConfigError, match="selects none of the 12 classes"):
+    subsets.parse_classes("80%:10%", 12)
+  with pytest.raises(ConfigError, match="over 100%"):
+    subsets.parse_classes(":120%", 12)
+
+
+def test_subsets_of_an_identity_and_of_nothing():
+  identity = Feature("identity", (), "int32", 3, ("ann", "bob", "cy"))
+  spec = make_spec("faces", "train", 6, {"image": Feature("image", (2, 2, 1), "uint8"), "identity": identity},
+                   label_key="")
+  source = [{"image": np.zeros((2, 2, 1), np.uint8), "identity": i % 3} for i in range(6)]
+  sub, sub_spec = subsets.select(source, spec, subsets.parse_classes("1:", 3))
+  assert [int(r["identity"]) for r in sub.__getitems__(range(4))] == [0, 1, 0, 1]
+  assert sub_spec.features["identity"].class_names == ("bob", "cy") and sub_spec.num_examples == 4
+  unlabelled = make_spec("pictures", "train", 6, {"image": Feature("image", (2, 2, 1), "uint8")}, label_key="")
+  with pytest.raises(DataError, match="no class labels or identities to choose from"):
+    subsets.select(source, unlabelled, (0,))

@@ -7,49 +7,13 @@ from the prepared files. (`tfds.testing.mock_data` does serve `as_data_source`, 
 inconsistent sequence lengths and unordered boxes, and an unprepared builder, so it cannot check numbers.)
 """
 
-import io
-
-from etils import epath
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-from PIL import Image
 
+from tests.data.fake_tfds import encoded, fake_builder, rgb
 from vision_jax.data import datasets, tfds_features
 from vision_jax.errors import DataError
-
-
-def _encoded(image: np.ndarray, image_format: str = "PNG") -> bytes:
-  buffer = io.BytesIO()
-  Image.fromarray(image).save(buffer, format=image_format)
-  return buffer.getvalue()
-
-
-def _rgb(height: int, width: int, value: int) -> bytes:
-  return _encoded(np.full((height, width, 3), value, np.uint8))
-
-
-def _fake(name: str, base: type, examples: dict, configs: tuple = ()) -> type:
-  """A builder named `name` with `base`'s features whose splits hold `examples` (split -> list of records)."""
-
-  class Fake(base, skip_registration=True):
-
-    @tfds.core.utils.classproperty
-    @classmethod
-    def code_path(cls) -> epath.Path:  # TFDS' default lookup imports the optional `importlib_resources`
-      return epath.Path(__file__)
-
-    def _split_generators(self, dl_manager):
-      del dl_manager
-      return {split: self._fake_examples(records) for split, records in examples.items()}
-
-    def _fake_examples(self, records):
-      yield from enumerate(records)
-
-  Fake.name = name
-  if configs:
-    Fake.BUILDER_CONFIGS = list(configs)
-  return Fake
 
 
 def _objects(boxes, labels, **extra):
@@ -64,7 +28,7 @@ VOC_LABELS = [3, 7, 1]
 
 def _voc_record(index, boxes, labels):
   n = len(boxes)
-  return {"image": _rgb(40, 60, index), "image/filename": f"{index}.jpg", "labels": sorted(set(labels)),
+  return {"image": rgb(40, 60, index), "image/filename": f"{index}.jpg", "labels": sorted(set(labels)),
           "labels_no_difficult": sorted(set(labels)),
           "objects": _objects(boxes, labels, is_difficult=[False] * n, is_truncated=[False] * n, pose=[0] * n)}
 
@@ -93,7 +57,7 @@ COCO_KEPT_PIXEL_BOXES = [[10, 10, 30, 30], [50, 25, 90, 50]]
 
 
 def _coco_record():
-  return {"image": _encoded(np.full((50, 100, 3), 128, np.uint8), "JPEG"), "image/filename": "a.jpg", "image/id": 7,
+  return {"image": encoded(np.full((50, 100, 3), 128, np.uint8), "JPEG"), "image/filename": "a.jpg", "image/id": 7,
           "objects": _objects(COCO_BOXES, [5, 0, 79], id=[1, 2, 3], area=[1, 2, 3], is_crowd=[False, True, False])}
 
 
@@ -137,25 +101,25 @@ def _builders():
   attribute_names = sorted(celeb_a(data_dir="/nonexistent").info.features["attributes"].keys())
   attributes = {n: n in ("Smiling", "Young") for n in attribute_names}
   return [
-      (_fake("voc", voc, {"train": [_voc_record(0, VOC_BOXES, VOC_LABELS), _voc_record(1, [], [])]}), "2007"),
-      (_fake("coco", _CocoLike, {"train": [_coco_record()]}), "2017"),
-      (_fake("oxford_iiit_pet", tfds.builder_cls("oxford_iiit_pet"), {"train": [{
-          "image": _rgb(4, 5, 9), "label": 12, "species": 1, "file_name": "x.jpg",
-          "head_bbox": tfds.features.BBox(0.0, 0.0, 0.5, 0.5), "segmentation_mask": _encoded(PET_TRIMAP)}]}), None),
-      (_fake("celeb_a", celeb_a, {"train": [{
-          "image": _rgb(218, 178, 3), "landmarks": CELEB_A_LANDMARKS, "attributes": attributes,
+      (fake_builder("voc", voc, {"train": [_voc_record(0, VOC_BOXES, VOC_LABELS), _voc_record(1, [], [])]}), "2007"),
+      (fake_builder("coco", _CocoLike, {"train": [_coco_record()]}), "2017"),
+      (fake_builder("oxford_iiit_pet", tfds.builder_cls("oxford_iiit_pet"), {"train": [{
+          "image": rgb(4, 5, 9), "label": 12, "species": 1, "file_name": "x.jpg",
+          "head_bbox": tfds.features.BBox(0.0, 0.0, 0.5, 0.5), "segmentation_mask": encoded(PET_TRIMAP)}]}), None),
+      (fake_builder("celeb_a", celeb_a, {"train": [{
+          "image": rgb(218, 178, 3), "landmarks": CELEB_A_LANDMARKS, "attributes": attributes,
           "identity": {"Identity_No": 2880}}]}), None),
-      (_fake("lfw", tfds.builder_cls("lfw"), {
-          "train": [{"image": _rgb(250, 250, i), "label": name} for i, name in enumerate(["Zoe_Z", "Adam_A", "Zoe_Z"])],
-          "test": [{"image": _rgb(250, 250, 0), "label": "Bob_B"}]}), None),
-      (_fake("omniglot", tfds.builder_cls("omniglot"), {"train": [{
-          "image": _rgb(105, 105, 255), "label": 1000, "alphabet": 42, "alphabet_char_id": 3}]}), None),
-      (_fake("cycle_gan", tfds.builder_cls("cycle_gan"), {
-          "trainA": [{"image": _rgb(6, 8, 1), "label": 0}], "trainB": [{"image": _rgb(5, 7, 2), "label": 1}]}),
+      (fake_builder("lfw", tfds.builder_cls("lfw"), {
+          "train": [{"image": rgb(250, 250, i), "label": name} for i, name in enumerate(["Zoe_Z", "Adam_A", "Zoe_Z"])],
+          "test": [{"image": rgb(250, 250, 0), "label": "Bob_B"}]}), None),
+      (fake_builder("omniglot", tfds.builder_cls("omniglot"), {"train": [{
+          "image": rgb(105, 105, 255), "label": 1000, "alphabet": 42, "alphabet_char_id": 3}]}), None),
+      (fake_builder("cycle_gan", tfds.builder_cls("cycle_gan"), {
+          "trainA": [{"image": rgb(6, 8, 1), "label": 0}], "trainB": [{"image": rgb(5, 7, 2), "label": 1}]}),
        "horse2zebra"),
-      (_fake("boxes_only", _BoxesOnly, {"train": [{"image": _rgb(10, 20, 0), "objects": {
+      (fake_builder("boxes_only", _BoxesOnly, {"train": [{"image": rgb(10, 20, 0), "objects": {
           "bbox": [tfds.features.BBox(0.0, 0.5, 1.0, 1.0)]}}]}), None),
-      (_fake("text_only", _TextOnly, {"train": [{"text": "hello"}]}), None),
+      (fake_builder("text_only", _TextOnly, {"train": [{"text": "hello"}]}), None),
   ]
 
 

@@ -7,6 +7,10 @@ splits keep every example of the kept classes. `dataset.eval_classes = "5,6,7,8,
 its own classes (renumbered 0..4 in the order given), e.g. classes held out of training for metric learning,
 while the training split keeps `dataset.classes`.
 
+Classes are listed ("5,6,7") or sliced like TFDS splits (":80%" the first 80% of the classes, "80%:" the rest,
+"10:20" classes 10 to 19). A dataset without labels but with an identity feature (LFW's person) is subset by the
+identity, so `dataset.classes=":80%"` and `dataset.eval_classes="80%:"` hold people out of training.
+
 Finding the examples of a class reads every label of the split once (it decodes the records), which takes a
 fraction of a second for the digits and scales with the split's size.
 
@@ -20,15 +24,18 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any, Sequence
 
 import ml_collections
 import numpy as np
 
-from vision_jax.data.features import DatasetSpec
+from vision_jax.data.features import DatasetSpec, typed_features
+from vision_jax.data.samplers import grouping_key
 from vision_jax.errors import ConfigError, DataError
 
 _READ_CHUNK = 1024
+_SLICE = re.compile(r"^(\d+%?)?:(\d+%?)?$")
 
 
 class SubsetSource:
@@ -60,19 +67,58 @@ class SubsetSource:
     return [self._relabel(r) for r in records]
 
 
+def _slice_bound(text: str, num_classes: int, default: int, key: str) -> int:
+  if not text:
+    return default
+  if text.endswith("%"):
+    percent = int(text[:-1])
+    if percent > 100:
+      raise ConfigError(f"{key}: {text} is over 100%; use a percentage in 0%..100%")
+    return num_classes * percent // 100
+  return min(int(text), num_classes)
+
+
 def parse_classes(text: str, num_classes: int, key: str = "dataset.classes") -> tuple[int, ...]:
-  """"5,6,7" -> (5, 6, 7), checked against the dataset's `num_classes`; "" -> every class. `key` names the
+  """"5,6,7" -> (5, 6, 7), checked against the dataset's `num_classes`; a TFDS-like slice ("10:20", ":80%",
+  "80%:"; a percentage p% is class num_classes * p // 100) -> its range; "" -> every class. `key` names the
   setting in errors."""
-  if not text.strip():
+  compact = text.replace(" ", "")
+  if not compact:
     return tuple(range(num_classes))
+  sliced = _SLICE.match(compact)
+  if sliced:
+    start = _slice_bound(sliced.group(1) or "", num_classes, 0, key)
+    stop = _slice_bound(sliced.group(2) or "", num_classes, num_classes, key)
+    if start >= stop:
+      raise ConfigError(f"{key}={text!r} selects none of the {num_classes} classes; give a slice start:stop with "
+                        "start < stop (e.g. ':80%' and '80%:')")
+    return tuple(range(start, stop))
   try:
-    classes = tuple(int(c) for c in text.replace(" ", "").split(","))
+    classes = tuple(int(c) for c in compact.split(","))
   except ValueError:
-    raise ConfigError(f"{key}={text!r} is not a comma list of class indices; use e.g. '5,6,7'") from None
+    raise ConfigError(f"{key}={text!r} is not a comma list of class indices or a slice; use e.g. '5,6,7' or "
+                      "':80%'") from None
   bad = [c for c in classes if not 0 <= c < num_classes]
   if bad or len(set(classes)) != len(classes):
     raise ConfigError(f"{key}={text!r} must list distinct class indices in 0..{num_classes - 1}")
   return classes
+
+
+def group_classes(spec: DatasetSpec) -> tuple[str, int, tuple[str, ...]]:
+  """(key, number of classes, class names) of what subsets choose from: the class label, else the identity
+  (`samplers.grouping_key`).
+
+  Raises:
+    DataError: the split has neither.
+  """
+  key = grouping_key(spec)
+  if not key:
+    raise DataError(f"{spec.name}:{spec.split} has no class labels or identities to choose from; leave "
+                    "dataset.classes and dataset.eval_classes empty")
+  if key == spec.label_key:
+    return key, spec.num_classes, tuple(spec.class_names)
+  feature = typed_features(spec)[key]
+  return key, feature.num_classes, tuple(feature.class_names)
 
 
 def read_labels(source: Sequence[Any], label_key: str) -> np.ndarray:
@@ -89,6 +135,7 @@ def read_labels(source: Sequence[Any], label_key: str) -> np.ndarray:
 def select(source: Sequence[Any], spec: DatasetSpec, classes: Sequence[int],
            examples_per_class: int = 0, seed: int = 0) -> tuple[SubsetSource, DatasetSpec]:
   """Keeps the examples of `classes` (labels renumbered 0..len(classes)-1), at most `examples_per_class` each.
+  Classes are those of the label, else of the identity (`group_classes`).
 
   Args:
     source: random-access source of one split.
@@ -105,8 +152,9 @@ def select(source: Sequence[Any], spec: DatasetSpec, classes: Sequence[int],
   Raises:
     DataError: a kept class has fewer than `examples_per_class` examples (or none).
   """
-  labels = read_labels(source, spec.label_key)
-  label_map = np.full(max(spec.num_classes, int(labels.max()) + 1), -1, np.int64)
+  key, num_classes, class_names = group_classes(spec)
+  labels = read_labels(source, key)
+  label_map = np.full(max(num_classes, int(labels.max()) + 1), -1, np.int64)
   label_map[list(classes)] = np.arange(len(classes))
   chosen = []
   for c in classes:
@@ -120,9 +168,15 @@ def select(source: Sequence[Any], spec: DatasetSpec, classes: Sequence[int],
       raise DataError(f"{spec.name}:{spec.split} has no example of class {c}; drop it from dataset.classes")
     chosen.append(members)
   indices = np.sort(np.concatenate(chosen))
-  subset_spec = dataclasses.replace(spec, num_examples=len(indices), num_classes=len(classes),
-                                    class_names=tuple(spec.class_names[c] for c in classes))
-  return SubsetSource(source, indices, label_map, spec.label_key), subset_spec
+  kept_names = tuple(class_names[c] for c in classes) if class_names else ()
+  if key == spec.label_key:
+    subset_spec = dataclasses.replace(spec, num_examples=len(indices), num_classes=len(classes),
+                                      class_names=kept_names)
+  else:  # an identity: its feature is renumbered, the spec's (absent) label stays as it was
+    features = typed_features(spec)
+    features[key] = dataclasses.replace(features[key], num_classes=len(classes), class_names=kept_names)
+    subset_spec = dataclasses.replace(spec, num_examples=len(indices), features=features)
+  return SubsetSource(source, indices, label_map, key), subset_spec
 
 
 def from_config(cfg: ml_collections.ConfigDict, source: Sequence[Any], spec: DatasetSpec,
@@ -139,4 +193,4 @@ def from_config(cfg: ml_collections.ConfigDict, source: Sequence[Any], spec: Dat
   classes = cfg[key.split(".")[1]]
   if not classes and per_class == 0:
     return source, spec
-  return select(source, spec, parse_classes(classes, spec.num_classes, key), per_class, cfg.subset_seed)
+  return select(source, spec, parse_classes(classes, group_classes(spec)[1], key), per_class, cfg.subset_seed)

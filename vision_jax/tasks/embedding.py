@@ -451,8 +451,8 @@ class EmbeddingTask(base.Task):
       return tuple(self.spec.class_names)
     from vision_jax.data import datasets, subsets  # pylint: disable=import-outside-toplevel
     _, full = datasets.load(dataset.name, dataset.eval_split, dataset.data_dir or None)
-    return tuple(full.class_names[c] for c in subsets.parse_classes(eval_classes, full.num_classes,
-                                                                      "dataset.eval_classes"))
+    _, num_classes, names = subsets.group_classes(full)
+    return tuple(names[c] for c in subsets.parse_classes(eval_classes, num_classes, "dataset.eval_classes"))
 
   def predict(self, state: TrainState, paths: Sequence[str]) -> list[str]:
     """Each image file's embedding (norm and first values) and, with several files, the nearest other file."""

@@ -118,9 +118,9 @@ def setup(config: ml_collections.ConfigDict, workdir: str) -> Setup:
                                            max_objects=max_objects)
   eval_source, eval_spec = datasets.load(config.dataset.name, config.dataset.eval_split, data_dir,
                                          max_objects=max_objects)
-  if train_spec.has_labels:
-    train_source, train_spec = subsets.from_config(config.dataset, train_source, train_spec, train=True)
-    eval_source, eval_spec = subsets.from_config(config.dataset, eval_source, eval_spec, train=False)
+  # class subsets: of the label, else of an identity (LFW's people); a split with neither is an error only if set
+  train_source, train_spec = subsets.from_config(config.dataset, train_source, train_spec, train=True)
+  eval_source, eval_spec = subsets.from_config(config.dataset, eval_source, eval_spec, train=False)
   train_second = eval_second = None
   if config.dataset.get("train_split2"):  # a second split read beside the first as image2 (pipeline module doc)
     train_second = datasets.load(config.dataset.name, config.dataset.train_split2, data_dir, max_objects=max_objects)
