@@ -18,7 +18,7 @@ from vision_jax.data import datasets, subsets
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OMNIGLOT_TRAIN, OMNIGLOT_TEST, OMNIGLOT_DRAWINGS = 8, 21, 10  # characters, drawings of each
-LFW_PEOPLE, LFW_IMAGES = 12, 5
+LFW_PEOPLE, LFW_IMAGES = 30, 4  # 6 held-out people: 5-way one-shot episodes
 
 
 def _drawings(rng, count: int, each: int, size: int, ink: tuple, page: tuple) -> list[bytes]:
@@ -43,7 +43,7 @@ def _record(image: bytes, label: int, first_of_set: int) -> dict:
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> str:
-  """Fake Omniglot (background characters 0.., evaluation characters 964..) and LFW (people named P00..P11, written
+  """Fake Omniglot (background characters 0.., evaluation characters 964..) and LFW (people named P00..P29, written
   in shuffled order) prepared as array_record."""
   path = str(tmp_path_factory.mktemp("tfds"))
   rng = np.random.default_rng(0)
@@ -64,10 +64,15 @@ def _run(data_dir: str, tmp_path, config: str) -> dict:
   workdir = str(tmp_path / "run")
   result = harness.run_main(data_dir, f"--config={os.path.join(REPO, 'configs', config)}", f"--workdir={workdir}")
   assert result.returncode == 0, result.stderr[-2000:]
-  for picture in ("embedding_pca.png", "hardest_pairs.png", "curves.png"):
-    assert os.path.getsize(os.path.join(workdir, picture)) > 0
+  for picture in ("embedding_pca.png", "hardest_pairs.png", "curves.png", "verification_roc.png", "episodes.png",
+                  "episode_confusion.png"):
+    assert os.path.getsize(os.path.join(workdir, picture)) > 0, picture
   with open(os.path.join(workdir, "summary.json"), encoding="utf-8") as f:
-    return json.load(f)["final_eval"]
+    summary = json.load(f)
+  confusion = np.asarray(summary["episode_confusion"]["counts"])
+  setting = summary["episode_confusion"]["setting"]
+  assert np.isclose(np.trace(confusion) / confusion.sum(), summary["final_eval"][setting])
+  return summary["final_eval"]
 
 
 def test_lfw_config_holds_people_out_of_training(data_dir):
@@ -79,13 +84,13 @@ def test_lfw_config_holds_people_out_of_training(data_dir):
     names = spec.features["identity"].class_names
     people[split] = {names[int(source[i]["identity"])] for i in range(len(source))}
     assert len(source) == LFW_IMAGES * len(names) and spec.features["identity"].num_classes == len(names)
-  assert people["train"] == {f"P{i:02d}" for i in range(9)}  # 12 * 80 // 100 = 9 people train
-  assert people["eval"] == {"P09", "P10", "P11"}
+  assert people["train"] == {f"P{i:02d}" for i in range(24)}  # 30 * 80 // 100 = 24 people train
+  assert people["eval"] == {f"P{i:02d}" for i in range(24, 30)}
 
 
 def test_lfw_config_trains_and_verifies_held_out_people(data_dir, tmp_path):
   final = _run(data_dir, tmp_path, "siamese_lfw.py:smoke,model=simple_cnn,size=32")
-  assert final["num_classes"] == 3 and 0.0 <= final["verification_auc"] <= 1.0
+  assert final["num_classes"] == 6 and 0.0 <= final["verification_auc"] <= 1.0
   assert 0.0 <= final["gallery_top1_enrol1"] <= 1.0
 
 

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vision_jax.errors import ConfigError
-from vision_jax.evaluation import episode_rules, local_matching
+from vision_jax.evaluation import embedding_pictures, episode_rules, local_matching
 from vision_jax.evaluation.embedding_scores import paired_scores, prototype_class_scores, score_matrix
 
 ClassScores = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (query_rows [E, q], support_rows [E, N, K]) -> [E, q, N]
@@ -137,7 +137,7 @@ def _pairs_of(indices: np.ndarray, max_pairs: int, rng: np.random.Generator) -> 
 
 def verification_metrics(embeddings: np.ndarray, labels: np.ndarray, metric: str = "euclidean",
                          weights: np.ndarray | None = None, far: float = 1e-3, max_pairs: int = 1_000_000,
-                         seed: int = 0) -> dict[str, float]:
+                         seed: int = 0, curve_points: int = 0) -> dict[str, Any]:
   """Verification of pairs of examples (module docstring): AUC, accuracy at the validated threshold, TAR@FAR.
 
   Args:
@@ -146,9 +146,12 @@ def verification_metrics(embeddings: np.ndarray, labels: np.ndarray, metric: str
     far: the false-accept rate of `tar_at_far`.
     max_pairs: pairs per half at most.
     seed: seeds the halves and any pair sampling.
+    curve_points: > 0 also returns the test half's ROC curve at that many false-accept rates.
 
   Returns:
-    verification_auc, verification_accuracy, verification_threshold, `far_metric_name(far)` (tar_at_far_1e-3).
+    verification_auc, verification_accuracy, verification_threshold, `far_metric_name(far)` (tar_at_far_1e-3);
+    with curve_points, roc_far and roc_tar [curve_points] (`embedding_pictures.roc_curve`) and
+    roc_threshold_point, the (FAR, TAR) of the accuracy threshold on the test half.
   """
   rng = np.random.default_rng([seed, 1])
   labels = np.asarray(labels).reshape(-1)
@@ -158,8 +161,14 @@ def verification_metrics(embeddings: np.ndarray, labels: np.ndarray, metric: str
   threshold, _ = best_threshold(paired_scores(embeddings, vi, vj, metric, weights), labels[vi] == labels[vj])
   test_scores, test_same = paired_scores(embeddings, ti, tj, metric, weights), labels[ti] == labels[tj]
   accuracy = float(np.mean((test_scores >= threshold) == test_same)) if len(test_same) else float("nan")
-  return {"verification_auc": roc_auc(test_scores, test_same), "verification_accuracy": accuracy,
-          "verification_threshold": threshold, far_metric_name(far): tar_at_far(test_scores, test_same, far)}
+  out = {"verification_auc": roc_auc(test_scores, test_same), "verification_accuracy": accuracy,
+         "verification_threshold": threshold, far_metric_name(far): tar_at_far(test_scores, test_same, far)}
+  if curve_points > 0:
+    out["roc_far"] = embedding_pictures.far_grid(int((~test_same).sum()), curve_points)
+    out["roc_tar"] = embedding_pictures.roc_curve(test_scores, test_same, out["roc_far"])
+    accepted = test_scores >= threshold
+    out["roc_threshold_point"] = np.asarray([np.mean(accepted[~test_same]), np.mean(accepted[test_same])])
+  return out
 
 
 def far_metric_name(far: float) -> str:
@@ -214,14 +223,26 @@ def episode_accuracies(embeddings: np.ndarray, labels: np.ndarray, ways: int, sh
   Returns:
     [episodes] accuracies, or None when fewer than `ways` classes have `shots + queries` examples.
   """
+  predictions = episode_predictions(embeddings, labels, ways, shots, queries, episodes, metric, weights, seed,
+                                    class_scores)
+  if predictions is None:
+    return None
+  return np.mean(predictions[2] == np.repeat(np.arange(ways), queries), 1)
+
+
+def episode_predictions(embeddings: np.ndarray, labels: np.ndarray, ways: int, shots: int, queries: int,
+                        episodes: int = 1000, metric: str = "euclidean", weights: np.ndarray | None = None,
+                        seed: int = 0, class_scores: ClassScores | None = None
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+  """`episode_accuracies`' episodes and answers: (query_rows [E, N * Q], support_rows [E, N, K], the index of the
+  episode class each query is given [E, N * Q]), or None when the episodes cannot be drawn."""
   drawn = draw_episodes(labels, ways, shots, queries, episodes, seed)
   if drawn is None:
     return None
   query_rows, support_rows = drawn
-  truth = np.repeat(np.arange(ways), queries)
   scores = (class_scores(query_rows, support_rows) if class_scores is not None else
             prototype_class_scores(embeddings, query_rows, support_rows, metric, weights))
-  return np.mean(np.argmax(scores, -1) == truth, 1)
+  return query_rows, support_rows, np.argmax(scores, -1)
 
 
 def mean_and_interval(values: np.ndarray) -> tuple[float, float]:
@@ -381,8 +402,11 @@ def embedding_metrics(rows: Mapping[str, np.ndarray], settings: EmbeddingEval) -
     Scalars: num_examples, num_classes and every name of `metric_names` (the verification metrics,
     episodes_<N>way_<K>shot and its _ci95, gallery_top1_enrol<k>), NaN where the examples cannot give it (fewer
     than `ways` classes with enough examples, fewer than 4 examples). Arrays: pca_points [M, 2],
-    pca_labels [M], hard_positive_pairs/scores, hard_negative_pairs/scores (indices into the picture subset) and,
-    with thumbnails, picture_thumbs [M, h, w, C].
+    pca_labels [M], hard_positive_pairs/scores, hard_negative_pairs/scores (indices into the picture subset),
+    roc_far / roc_tar [200] (the verification ROC), evaluated_classes [C] and, for the first episode setting,
+    episode_setting (ways, shots), episode_confusion [C, C] (`embedding_pictures`) and the first episodes'
+    episode_support_rows / episode_query_rows / episode_query_given [3, N]; with thumbnails, picture_thumbs
+    [M, h, w, C], episode_support_thumbs / episode_query_thumbs [3, N, h, w, C] and their labels.
   """
   embeddings = np.asarray(rows["embedding"], np.float64)
   labels = np.asarray(rows["label"]).reshape(-1).astype(np.int64)
@@ -401,13 +425,19 @@ def embedding_metrics(rows: Mapping[str, np.ndarray], settings: EmbeddingEval) -
   if len(labels) < 4:
     return out
   out.update(verification_metrics(embeddings, labels, far=settings.far, max_pairs=settings.max_pairs,
-                                  seed=settings.seed, **score))
-  for ways, shots in settings.episodes:
-    accuracies = episode_accuracies(embeddings, labels, ways, shots, settings.queries, settings.num_episodes,
-                                    seed=settings.seed, class_scores=class_scores)
-    if accuracies is not None:
+                                  seed=settings.seed, curve_points=200, **score))
+  for setting, (ways, shots) in enumerate(settings.episodes):
+    predictions = episode_predictions(embeddings, labels, ways, shots, settings.queries, settings.num_episodes,
+                                      seed=settings.seed, class_scores=class_scores)
+    accuracies = None
+    if predictions is not None:
+      accuracies = np.mean(predictions[2] == np.repeat(np.arange(ways), settings.queries), 1)
       name = f"episodes_{ways}way_{shots}shot"
       out[name], out[name + "_ci95"] = mean_and_interval(accuracies)
+    if predictions is not None and setting == 0:  # the pictures show the first setting
+      out["episode_setting"] = np.asarray([ways, shots])
+      out["episode_confusion"] = embedding_pictures.episode_confusion(labels, *predictions, np.unique(labels))
+      out.update(embedding_pictures.episode_examples(labels, *predictions, settings.queries))
     if accuracies is not None and settings.refine_steps > 0:
       refined = episode_accuracies(embeddings, labels, ways, shots, settings.queries, settings.num_episodes,
                                    seed=settings.seed, class_scores=refined_scores)
@@ -421,7 +451,14 @@ def embedding_metrics(rows: Mapping[str, np.ndarray], settings: EmbeddingEval) -
   out["pca_points"], out["pca_labels"] = pca_2d(embeddings[subset]), labels[subset]
   out.update(hardest_pairs(embeddings[subset], labels[subset], settings.hardest, **score))
   if "thumb" in rows:
-    out["picture_thumbs"] = np.asarray(rows["thumb"])[keep][subset]
+    thumbs = np.asarray(rows["thumb"])[keep]
+    out["picture_thumbs"] = thumbs[subset]
+    if "episode_support_rows" in out:
+      out["episode_support_thumbs"] = thumbs[out["episode_support_rows"]]
+      out["episode_query_thumbs"] = thumbs[out["episode_query_rows"]]
+      out["episode_support_labels"] = labels[out["episode_support_rows"]]
+      out["episode_query_labels"] = labels[out["episode_query_rows"]]
+  out["evaluated_classes"] = np.unique(labels)
   return out
 
 

@@ -1,4 +1,5 @@
-"""Pictures of a metric-learning run: the embeddings in 2-D (PCA, coloured by class) and the hardest pairs."""
+"""Pictures of a metric-learning run: the embeddings in 2-D (PCA, coloured by class), the hardest pairs, the
+verification ROC curve and one-shot episodes with their answers."""
 
 from __future__ import annotations
 
@@ -73,6 +74,71 @@ def plot_hardest_pairs(thumbs: np.ndarray, labels: np.ndarray, positive_pairs: n
         caption = _name(int(labels[index]), class_names)
         ax.text(0.5, -0.12, caption if side == 0 else f"{caption}  s={score:.2f}", transform=ax.transAxes,
                 ha="center", va="top", fontsize=6)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def plot_roc(fars: np.ndarray, tars: np.ndarray, path: str, auc: float, far: float, tar: float,
+             threshold_point: tuple[float, float] | None = None) -> None:
+  """The verification ROC curve, TAR against FAR on a log axis, with the reported TAR at `far` marked.
+
+  Args:
+    fars, tars: [F] the curve (`evaluation.embedding_pictures.roc_curve`).
+    path: output PNG path.
+    auc: the ROC AUC, for the title.
+    far, tar: the reported operating point (e.g. 1e-3 and its TAR).
+    threshold_point: (FAR, TAR) of the accuracy threshold, drawn when given.
+  """
+  fig, ax = plt.subplots(figsize=(5.6, 4.4))
+  ax.step(fars, tars, where="post", color="tab:blue", label="held-out pairs")
+  ax.plot([far], [tar], "o", color="tab:red", label=f"TAR {tar:.3f} at FAR {far:g}")
+  if threshold_point is not None:
+    ax.plot([threshold_point[0]], [threshold_point[1]], "s", color="tab:green", label="accuracy threshold")
+  ax.set_xscale("log")
+  ax.set_xlim(min(fars[0], far), 1.0)
+  ax.set_ylim(0.0, 1.02)
+  ax.set_xlabel("false accept rate (different-class pairs accepted)")
+  ax.set_ylabel("true accept rate (same-class pairs accepted)")
+  ax.set_title(f"verification ROC (AUC {auc:.3f})", fontsize=10)
+  ax.grid(True, which="both", alpha=0.3)
+  ax.legend(fontsize=8, loc="lower right")
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def plot_episodes(support_thumbs: np.ndarray, query_thumbs: np.ndarray, support_labels: np.ndarray,
+                  query_labels: np.ndarray, given: np.ndarray, class_names: Sequence[str], path: str,
+                  title: str) -> None:
+  """N-way one-shot episodes: per episode a row of supports (one per class) and below each support a query of that
+  class, captioned with the class it was given, green when right and red when wrong.
+
+  Args:
+    support_thumbs, query_thumbs: [E, N, h, w, C] uint8 images.
+    support_labels, query_labels, given: [E, N] classes of the supports, of the queries and the queries' answers.
+    class_names: names by label.
+    path: output PNG path.
+    title: the figure's title (e.g. the setting and its accuracy).
+  """
+  episodes, ways = np.asarray(given).shape
+  fig, axes = plt.subplots(2 * episodes, ways, figsize=(1.1 * ways + 0.4, 2.5 * episodes + 0.4), squeeze=False)
+  for e in range(episodes):
+    for j in range(ways):
+      for row, image, caption, colour in (
+          (2 * e, support_thumbs[e, j], f"support {_name(int(support_labels[e, j]), class_names)}", "black"),
+          (2 * e + 1, query_thumbs[e, j], f"-> {_name(int(given[e, j]), class_names)}",
+           "tab:green" if given[e, j] == query_labels[e, j] else "tab:red")):
+        ax = axes[row, j]
+        image = np.asarray(image)
+        ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray" if image.shape[-1] == 1 else None)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+          spine.set_color(colour)
+          spine.set_linewidth(2.5 if row % 2 else 0.5)
+        ax.set_title(caption, fontsize=6, color=colour)
+  fig.suptitle(title, fontsize=9)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)

@@ -73,13 +73,13 @@ With `train.grad_accum_steps = k` the losses mine inside each of the k micro-bat
 Metrics: training `loss`, `positive_distance`, `negative_distance` (batch means of same-class and
 different-class pair distances), for batch_all `active_triplets`, for prototypical `episode_accuracy`; evaluation:
 `evaluation.embedding`.
-Reports: embedding_pca.png, hardest_pairs.png and, with glyphs, glyphs.png (rows: synthetic classes, columns: examples).
+Reports (`embedding_reports`): embedding_pca.png, hardest_pairs.png, verification_roc.png, episodes.png,
+episode_confusion.png and, with glyphs, glyphs.png (rows: synthetic classes, columns: examples).
 """
 
 from __future__ import annotations
 
 import functools
-import os
 from typing import Any, Mapping, Sequence
 
 import flax.linen as nn
@@ -400,47 +400,9 @@ class EmbeddingTask(base.Task):
     return [GatherEvaluator(keys, functools.partial(embedding_eval.embedding_metrics, settings=self.eval_settings))]
 
   def write_reports(self, workdir: str, metrics: Mapping[str, Any], summary: dict[str, Any]) -> list[str]:
-    """embedding_pca.png and hardest_pairs.png of the last evaluation; glyphs.png with synthetic classes."""
-    from vision_jax.plots import embedding as embedding_plots  # pylint: disable=import-outside-toplevel
-    del summary
-    paths, names = [], self.eval_class_names()
-    if int(self.settings.glyphs):
-      from PIL import Image  # pylint: disable=import-outside-toplevel
-      paths.append(os.path.join(workdir, "glyphs.png"))
-      sheet = synthetic_glyphs.glyph_sheet(jax.random.PRNGKey(int(self.config.seed) + 7919), 12, 10, self.glyph_style)
-      Image.fromarray(sheet).resize((sheet.shape[1] * 2, sheet.shape[0] * 2), Image.NEAREST).save(paths[-1])
-    if "pca_points" in metrics:
-      paths.append(os.path.join(workdir, "embedding_pca.png"))
-      embedding_plots.plot_embedding_pca(metrics["pca_points"], metrics["pca_labels"], names, paths[-1])
-    if "picture_thumbs" in metrics and self.eval_settings.support_views > 1:
-      paths.append(os.path.join(workdir, "support_views.png"))
-      self.plot_support_views(metrics["picture_thumbs"], metrics["pca_labels"], names, paths[-1])
-    if "picture_thumbs" in metrics and len(metrics.get("hard_positive_pairs", ())):
-      paths.append(os.path.join(workdir, "hardest_pairs.png"))
-      embedding_plots.plot_hardest_pairs(metrics["picture_thumbs"], metrics["pca_labels"],
-                                         metrics["hard_positive_pairs"], metrics["hard_positive_scores"],
-                                         metrics["hard_negative_pairs"], metrics["hard_negative_scores"], names,
-                                         paths[-1])
-    return paths
-
-  def plot_support_views(self, thumbs: np.ndarray, labels: np.ndarray, names: Sequence[str], path: str,
-                         classes: int = 6, views: int = 8) -> None:
-    """support_views.png: one picture image of each of the first `classes` classes (rows) as it is and in its first
-    `views` - 1 augmented support views (`view_images` of the thumbnail, so of its size)."""
-    from vision_jax.plots import heatmaps  # pylint: disable=import-outside-toplevel
-    labels = np.asarray(labels).reshape(-1)
-    chosen = [int(np.flatnonzero(labels == c)[0]) for c in np.unique(labels)[:classes]]
-    images = jnp.asarray(np.asarray(thumbs)[chosen])
-    count = min(views, self.eval_settings.support_views)
-    grid = [jax.jit(self.input_ops.preprocess)(jax.random.PRNGKey(0), images)]
-    grid += [jax.jit(self.view_images, static_argnums=1)(images, v) for v in range(1, count)]
-    grid = np.stack([np.asarray(g, np.float32) for g in grid], 1)  # [rows, count, h, w, C]
-    grid = np.clip(grid / np.maximum(grid.max(axis=(2, 3, 4), keepdims=True), 1e-6), 0.0, 1.0)
-    name = lambda label: str(names[label]) if 0 <= label < len(names) else str(label)
-    captions = [name(int(labels[i])) if v == 0 else f"view {v}" for i in chosen for v in range(count)]
-    heatmaps.image_grid_figure(grid.reshape((-1,) + grid.shape[2:]), path, "support views: each row an enrolled "
-                               "image as it is, then its augmented views (queries are scored as they are)", captions,
-                               columns=count)
+    """The run's pictures (`embedding_reports.write_reports`)."""
+    from vision_jax.tasks import embedding_reports  # pylint: disable=import-outside-toplevel
+    return embedding_reports.write_reports(self, workdir, metrics, summary)
 
   def eval_class_names(self) -> tuple[str, ...]:
     """Names of the evaluation split's labels: those of `dataset.eval_classes` in their order when it is set (the
