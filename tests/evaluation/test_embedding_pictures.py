@@ -66,3 +66,12 @@ def test_embedding_metrics_carry_the_pictures_data():
   np.testing.assert_array_equal(out["episode_support_thumbs"], thumbs[out["episode_support_rows"]])
   np.testing.assert_array_equal(out["episode_query_labels"], labels[out["episode_query_rows"]])
   assert out["episode_support_thumbs"].shape == (3, 4, 6, 6, 1)
+
+
+def test_no_confusion_matrix_beyond_thirty_classes():
+  rng = np.random.default_rng(2)
+  labels = np.repeat(np.arange(E.CONFUSION_CLASSES + 1), 3)
+  out = E.embedding_metrics({"embedding": rng.normal(size=(len(labels), 8)), "label": labels},
+                            E.EmbeddingEval(episodes=((5, 1),), queries=2, num_episodes=10))
+  assert "episode_confusion" not in out and tuple(out["episode_setting"]) == (5, 1)
+  assert out["episode_query_given"].shape == (3, 5)

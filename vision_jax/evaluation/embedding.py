@@ -38,6 +38,7 @@ from vision_jax.errors import ConfigError
 from vision_jax.evaluation import embedding_pictures, episode_rules, local_matching
 from vision_jax.evaluation.embedding_scores import paired_scores, prototype_class_scores, score_matrix
 
+CONFUSION_CLASSES = 30  # evaluations of more classes (Omniglot's 659 characters, LFW's people) get no confusion matrix
 ClassScores = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (query_rows [E, q], support_rows [E, N, K]) -> [E, q, N]
 PairScores = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (rows_a [n], rows_b [m]) -> [n, m]
 
@@ -404,8 +405,8 @@ def embedding_metrics(rows: Mapping[str, np.ndarray], settings: EmbeddingEval) -
     than `ways` classes with enough examples, fewer than 4 examples). Arrays: pca_points [M, 2],
     pca_labels [M], hard_positive_pairs/scores, hard_negative_pairs/scores (indices into the picture subset),
     roc_far / roc_tar [200] (the verification ROC), evaluated_classes [C] and, for the first episode setting,
-    episode_setting (ways, shots), episode_confusion [C, C] (`embedding_pictures`) and the first episodes'
-    episode_support_rows / episode_query_rows / episode_query_given [3, N]; with thumbnails, picture_thumbs
+    episode_setting (ways, shots), episode_confusion [C, C] (`embedding_pictures`; up to CONFUSION_CLASSES classes)
+    and the first episodes' episode_support_rows / episode_query_rows / episode_query_given [3, N]; with thumbnails, picture_thumbs
     [M, h, w, C], episode_support_thumbs / episode_query_thumbs [3, N, h, w, C] and their labels.
   """
   embeddings = np.asarray(rows["embedding"], np.float64)
@@ -436,8 +437,9 @@ def embedding_metrics(rows: Mapping[str, np.ndarray], settings: EmbeddingEval) -
       out[name], out[name + "_ci95"] = mean_and_interval(accuracies)
     if predictions is not None and setting == 0:  # the pictures show the first setting
       out["episode_setting"] = np.asarray([ways, shots])
-      out["episode_confusion"] = embedding_pictures.episode_confusion(labels, *predictions, np.unique(labels))
       out.update(embedding_pictures.episode_examples(labels, *predictions, settings.queries))
+      if len(np.unique(labels)) <= CONFUSION_CLASSES:
+        out["episode_confusion"] = embedding_pictures.episode_confusion(labels, *predictions, np.unique(labels))
     if accuracies is not None and settings.refine_steps > 0:
       refined = episode_accuracies(embeddings, labels, ways, shots, settings.queries, settings.num_episodes,
                                    seed=settings.seed, class_scores=refined_scores)

@@ -45,7 +45,8 @@ def verification_and_episode_pictures(settings: embedding_eval.EmbeddingEval, wo
                                        metrics: Mapping[str, Any], summary: dict[str, Any],
                                        names: Sequence[str]) -> list[str]:
   """verification_roc.png; for the first episode setting episodes.png (three episodes, one query per class) and
-  episode_confusion.png (true class against the class given, over every episode), its counts in the summary."""
+  episode_confusion.png (true class against the class given, over every episode; up to 30 classes), its counts in
+  the summary."""
   paths = []
   far_name = embedding_eval.far_metric_name(settings.far)
   if "roc_tar" in metrics and np.isfinite(metrics["roc_tar"]).all():
@@ -53,7 +54,7 @@ def verification_and_episode_pictures(settings: embedding_eval.EmbeddingEval, wo
     embedding_plots.plot_roc(metrics["roc_far"], metrics["roc_tar"], paths[-1], float(metrics["verification_auc"]),
                              settings.far, float(metrics[far_name]),
                              tuple(float(v) for v in metrics["roc_threshold_point"]))
-  if "episode_confusion" not in metrics:
+  if "episode_setting" not in metrics:
     return paths
   ways, shots = (int(v) for v in metrics["episode_setting"])
   setting = f"episodes_{ways}way_{shots}shot"
@@ -64,12 +65,13 @@ def verification_and_episode_pictures(settings: embedding_eval.EmbeddingEval, wo
                                   metrics["episode_query_given"], names, paths[-1],
                                   f"{ways}-way {shots}-shot episodes (first support shown; mean accuracy over all "
                                   f"episodes {float(metrics[setting]):.4f})")
-  classes = [int(c) for c in metrics["evaluated_classes"]]
-  class_names = [str(names[c]) if 0 <= c < len(names) else str(c) for c in classes]
-  paths.append(os.path.join(workdir, "episode_confusion.png"))
-  charts.plot_confusion_matrix(metrics["episode_confusion"], class_names, paths[-1])
-  summary["episode_confusion"] = {"setting": setting, "classes": class_names,
-                                  "counts": np.asarray(metrics["episode_confusion"]).tolist()}
+  if "episode_confusion" in metrics:  # up to evaluation.embedding.CONFUSION_CLASSES classes
+    classes = [int(c) for c in metrics["evaluated_classes"]]
+    class_names = [str(names[c]) if 0 <= c < len(names) else str(c) for c in classes]
+    paths.append(os.path.join(workdir, "episode_confusion.png"))
+    charts.plot_confusion_matrix(metrics["episode_confusion"], class_names, paths[-1])
+    summary["episode_confusion"] = {"setting": setting, "classes": class_names,
+                                    "counts": np.asarray(metrics["episode_confusion"]).tolist()}
   return paths
 
 
