@@ -4,7 +4,7 @@ verification_roc.png, episodes.png, episode_confusion.png and, with their option
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -16,8 +16,11 @@ from vision_jax.evaluation import embedding as embedding_eval
 from vision_jax.plots import charts, heatmaps
 from vision_jax.plots import embedding as embedding_plots
 
+if TYPE_CHECKING:  # the task module imports this one when it writes its reports
+  from vision_jax.tasks.embedding import EmbeddingTask
 
-def write_reports(task: Any, workdir: str, metrics: Mapping[str, Any], summary: dict[str, Any]) -> list[str]:
+
+def write_reports(task: "EmbeddingTask", workdir: str, metrics: Mapping[str, Any], summary: dict[str, Any]) -> list[str]:
   """embedding_pca.png, hardest_pairs.png, verification_roc.png, episodes.png and episode_confusion.png of the last
   evaluation (the confusion counts also in `summary["episode_confusion"]`); glyphs.png with synthetic classes."""
   paths, names = [], task.eval_class_names()
@@ -51,9 +54,10 @@ def verification_and_episode_pictures(settings: embedding_eval.EmbeddingEval, wo
   far_name = embedding_eval.far_metric_name(settings.far)
   if "roc_tar" in metrics and np.isfinite(metrics["roc_tar"]).all():
     paths.append(os.path.join(workdir, "verification_roc.png"))
+    threshold_far, threshold_tar = (float(v) for v in metrics["roc_threshold_point"])
     embedding_plots.plot_roc(metrics["roc_far"], metrics["roc_tar"], paths[-1], float(metrics["verification_auc"]),
                              settings.far, float(metrics[far_name]),
-                             tuple(float(v) for v in metrics["roc_threshold_point"]))
+                             (threshold_far, threshold_tar) if threshold_far > 0 else None)  # off a log axis at 0
   if "episode_setting" not in metrics:
     return paths
   ways, shots = (int(v) for v in metrics["episode_setting"])
@@ -75,7 +79,7 @@ def verification_and_episode_pictures(settings: embedding_eval.EmbeddingEval, wo
   return paths
 
 
-def plot_support_views(task: Any, thumbs: np.ndarray, labels: np.ndarray, names: Sequence[str], path: str,
+def plot_support_views(task: "EmbeddingTask", thumbs: np.ndarray, labels: np.ndarray, names: Sequence[str], path: str,
                        classes: int = 6, views: int = 8) -> None:
   """support_views.png: one picture image of each of the first `classes` classes (rows) as it is and in its first
   `views` - 1 augmented support views (`view_images` of the thumbnail, so of its size)."""
