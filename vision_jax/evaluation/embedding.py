@@ -92,13 +92,7 @@ def tar_at_far(scores: np.ndarray, positive: np.ndarray, far: float = 1e-3) -> f
   Returns:
     The fraction of positives accepted; NaN when either class is absent.
   """
-  scores, positive = np.asarray(scores, np.float64), np.asarray(positive, bool)
-  negatives = np.sort(scores[~positive])[::-1]
-  if positive.sum() == 0 or len(negatives) == 0:
-    return float("nan")
-  k = int(np.floor(far * len(negatives) + 1e-9))
-  threshold = negatives[k] if k < len(negatives) else -np.inf
-  return float(np.mean(scores[positive] > threshold))
+  return float(embedding_pictures.roc_curve(scores, positive, np.asarray([far]))[0])  # one point of the ROC
 
 
 def best_threshold(scores: np.ndarray, positive: np.ndarray) -> tuple[float, float]:
@@ -226,9 +220,12 @@ def episode_accuracies(embeddings: np.ndarray, labels: np.ndarray, ways: int, sh
   """
   predictions = episode_predictions(embeddings, labels, ways, shots, queries, episodes, metric, weights, seed,
                                     class_scores)
-  if predictions is None:
-    return None
-  return np.mean(predictions[2] == np.repeat(np.arange(ways), queries), 1)
+  return None if predictions is None else _episode_accuracies(predictions[2], queries)
+
+
+def _episode_accuracies(predicted: np.ndarray, queries: int) -> np.ndarray:
+  """[E] accuracies of the class indices [E, N * Q] given to each episode's queries (query j is of class j // Q)."""
+  return np.mean(predicted == np.arange(predicted.shape[1]) // queries, 1)
 
 
 def episode_predictions(embeddings: np.ndarray, labels: np.ndarray, ways: int, shots: int, queries: int,
@@ -432,7 +429,7 @@ def embedding_metrics(rows: Mapping[str, np.ndarray], settings: EmbeddingEval) -
                                       seed=settings.seed, class_scores=class_scores)
     accuracies = None
     if predictions is not None:
-      accuracies = np.mean(predictions[2] == np.repeat(np.arange(ways), settings.queries), 1)
+      accuracies = _episode_accuracies(predictions[2], settings.queries)
       name = f"episodes_{ways}way_{shots}shot"
       out[name], out[name + "_ci95"] = mean_and_interval(accuracies)
     if predictions is not None and setting == 0:  # the pictures show the first setting

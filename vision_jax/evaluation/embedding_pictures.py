@@ -1,8 +1,8 @@
 """The data behind a metric-learning run's pictures of verification and episodes (NumPy float64, on the host).
 
-* `roc_curve`: true-accept rate at each false-accept rate of a grid, with `tar_at_far`'s strict definition (the
-  threshold is the (k+1)-th largest negative score, k = floor(far * negatives), ties rejected), so the curve passes
-  through the reported TAR at FAR 1e-3.
+* `roc_curve`: true-accept rate at each false-accept rate of a grid, with the strict definition the reported TAR at
+  FAR 1e-3 uses (`embedding.tar_at_far` is one point of it): the threshold is the (k+1)-th largest negative score,
+  k = floor(far * negatives), ties rejected.
 * `episode_confusion`: over every episode of a setting, how often a query of each class was given each class.
 * `episode_examples`: the first episodes' supports and, for each class, its first query with the class it was given.
 """
