@@ -401,10 +401,11 @@ def embedding_metrics(rows: Mapping[str, np.ndarray], settings: EmbeddingEval) -
     episodes_<N>way_<K>shot and its _ci95, gallery_top1_enrol<k>), NaN where the examples cannot give it (fewer
     than `ways` classes with enough examples, fewer than 4 examples). Arrays: pca_points [M, 2],
     pca_labels [M], hard_positive_pairs/scores, hard_negative_pairs/scores (indices into the picture subset),
-    roc_far / roc_tar [200] (the verification ROC), evaluated_classes [C] and, for the first episode setting,
-    episode_setting (ways, shots), episode_confusion [C, C] (`embedding_pictures`; up to CONFUSION_CLASSES classes)
-    and the first episodes' episode_support_rows / episode_query_rows / episode_query_given [3, N]; with thumbnails, picture_thumbs
-    [M, h, w, C], episode_support_thumbs / episode_query_thumbs [3, N, h, w, C] and their labels.
+    roc_far / roc_tar [200] (the verification ROC) and roc_threshold_point (its accuracy threshold's FAR, TAR),
+    evaluated_classes [C] and, for the first episode setting, episode_setting (ways, shots), episode_confusion
+    [C, C] (`embedding_pictures`; up to CONFUSION_CLASSES classes) and the first episodes' episode_support_rows /
+    episode_query_rows / episode_query_given [3, N]; with thumbnails, picture_thumbs [M, h, w, C],
+    episode_support_thumbs / episode_query_thumbs [3, N, h, w, C] and their labels.
   """
   embeddings = np.asarray(rows["embedding"], np.float64)
   labels = np.asarray(rows["label"]).reshape(-1).astype(np.int64)

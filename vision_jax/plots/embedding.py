@@ -12,7 +12,8 @@ import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
 
-def _name(label: int, class_names: Sequence[str]) -> str:
+def class_name(label: int, class_names: Sequence[str]) -> str:
+  """The name of class `label`, or the label itself where `class_names` has none for it."""
   return str(class_names[label]) if 0 <= label < len(class_names) else str(label)
 
 
@@ -33,7 +34,8 @@ def plot_embedding_pca(points: np.ndarray, labels: np.ndarray, class_names: Sequ
   for k, c in enumerate(classes):
     chosen = labels == c
     colour = cmap(k % cmap.N if len(classes) <= 20 else k / len(classes))
-    ax.scatter(points[chosen, 0], points[chosen, 1], s=6, alpha=0.7, color=colour, label=_name(int(c), class_names))
+    ax.scatter(points[chosen, 0], points[chosen, 1], s=6, alpha=0.7, color=colour,
+               label=class_name(int(c), class_names))
   if len(classes) <= 20:
     ax.legend(markerscale=3, fontsize=8, loc="best")
   ax.set_xlabel("PC 1")
@@ -71,7 +73,7 @@ def plot_hardest_pairs(thumbs: np.ndarray, labels: np.ndarray, positive_pairs: n
         ax = axes[row, 2 * p + side]
         image = thumbs[index]
         ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray" if image.shape[-1] == 1 else None)
-        caption = _name(int(labels[index]), class_names)
+        caption = class_name(int(labels[index]), class_names)
         ax.text(0.5, -0.12, caption if side == 0 else f"{caption}  s={score:.2f}", transform=ax.transAxes,
                 ha="center", va="top", fontsize=6)
   fig.tight_layout()
@@ -126,8 +128,8 @@ def plot_episodes(support_thumbs: np.ndarray, query_thumbs: np.ndarray, support_
   for e in range(episodes):
     for j in range(ways):
       for row, image, caption, colour in (
-          (2 * e, support_thumbs[e, j], f"support {_name(int(support_labels[e, j]), class_names)}", "black"),
-          (2 * e + 1, query_thumbs[e, j], f"-> {_name(int(given[e, j]), class_names)}",
+          (2 * e, support_thumbs[e, j], f"support {class_name(int(support_labels[e, j]), class_names)}", "black"),
+          (2 * e + 1, query_thumbs[e, j], f"-> {class_name(int(given[e, j]), class_names)}",
            "tab:green" if given[e, j] == query_labels[e, j] else "tab:red")):
         ax = axes[row, j]
         image = np.asarray(image)

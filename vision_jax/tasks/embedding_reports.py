@@ -20,7 +20,8 @@ if TYPE_CHECKING:  # the task module imports this one when it writes its reports
   from vision_jax.tasks.embedding import EmbeddingTask
 
 
-def write_reports(task: "EmbeddingTask", workdir: str, metrics: Mapping[str, Any], summary: dict[str, Any]) -> list[str]:
+def write_reports(task: "EmbeddingTask", workdir: str, metrics: Mapping[str, Any],
+                  summary: dict[str, Any]) -> list[str]:
   """embedding_pca.png, hardest_pairs.png, verification_roc.png, episodes.png and episode_confusion.png of the last
   evaluation (the confusion counts also in `summary["episode_confusion"]`); glyphs.png with synthetic classes."""
   paths, names = [], task.eval_class_names()
@@ -71,7 +72,7 @@ def verification_and_episode_pictures(settings: embedding_eval.EmbeddingEval, wo
                                   f"episodes {float(metrics[setting]):.4f})")
   if "episode_confusion" in metrics:  # up to evaluation.embedding.CONFUSION_CLASSES classes
     classes = [int(c) for c in metrics["evaluated_classes"]]
-    class_names = [str(names[c]) if 0 <= c < len(names) else str(c) for c in classes]
+    class_names = [embedding_plots.class_name(c, names) for c in classes]
     paths.append(os.path.join(workdir, "episode_confusion.png"))
     charts.plot_confusion_matrix(metrics["episode_confusion"], class_names, paths[-1])
     summary["episode_confusion"] = {"setting": setting, "classes": class_names,
@@ -91,8 +92,8 @@ def plot_support_views(task: "EmbeddingTask", thumbs: np.ndarray, labels: np.nda
   grid += [jax.jit(task.view_images, static_argnums=1)(images, v) for v in range(1, count)]
   grid = np.stack([np.asarray(g, np.float32) for g in grid], 1)  # [rows, count, h, w, C]
   grid = np.clip(grid / np.maximum(grid.max(axis=(2, 3, 4), keepdims=True), 1e-6), 0.0, 1.0)
-  name = lambda label: str(names[label]) if 0 <= label < len(names) else str(label)
-  captions = [name(int(labels[i])) if v == 0 else f"view {v}" for i in chosen for v in range(count)]
+  captions = [embedding_plots.class_name(int(labels[i]), names) if v == 0 else f"view {v}"
+              for i in chosen for v in range(count)]
   heatmaps.image_grid_figure(grid.reshape((-1,) + grid.shape[2:]), path, "support views: each row an enrolled "
                              "image as it is, then its augmented views (queries are scored as they are)", captions,
                              columns=count)
