@@ -49,7 +49,8 @@ def plot_embedding_pca(points: np.ndarray, labels: np.ndarray, class_names: Sequ
 def plot_hardest_pairs(thumbs: np.ndarray, labels: np.ndarray, positive_pairs: np.ndarray,
                        positive_scores: np.ndarray, negative_pairs: np.ndarray, negative_scores: np.ndarray,
                        class_names: Sequence[str], path: str) -> None:
-  """Two rows of image pairs: the least alike same-class pairs (top) and the most alike different-class pairs.
+  """Two bands of image pairs, each pair a column of its two images captioned with their classes and score: the
+  least alike same-class pairs (top band) and the most alike different-class pairs (bottom band).
 
   Args:
     thumbs: [M, h, w, C] uint8 images of the examples the pairs index.
@@ -61,22 +62,23 @@ def plot_hardest_pairs(thumbs: np.ndarray, labels: np.ndarray, positive_pairs: n
   """
   thumbs, labels = np.asarray(thumbs), np.asarray(labels).reshape(-1)
   columns = max(len(positive_pairs), len(negative_pairs), 1)
-  fig, axes = plt.subplots(2, 2 * columns, figsize=(1.3 * 2 * columns, 3.4), squeeze=False)
-  for ax in axes.ravel():
-    ax.axis("off")
-  kinds = (("hardest positives (same class, least alike)", positive_pairs, positive_scores),
-           ("hardest negatives (different classes, most alike)", negative_pairs, negative_scores))
-  for row, (title, pairs, scores) in enumerate(kinds):
-    axes[row, 0].set_title(title, fontsize=8, loc="left")
-    for p, ((i, j), score) in enumerate(zip(np.asarray(pairs), np.asarray(scores))):
+  fig = plt.figure(figsize=(max(1.1 * columns, 4.0), 6.4))
+  # rows: band 1's two images, a gap for its captions and band 2's title, band 2's two images
+  grid = fig.add_gridspec(5, columns, height_ratios=(1, 1, 0.75, 1, 1), hspace=0.06, wspace=0.12, left=0.02,
+                          right=0.98, top=0.92, bottom=0.09)
+  kinds = (("hardest positives: same class, least alike", positive_pairs, positive_scores, 0),
+           ("hardest negatives: different classes, most alike", negative_pairs, negative_scores, 3))
+  for title, pairs, scores, first_row in kinds:
+    fig.text(0.02, grid[first_row, 0].get_position(fig).y1 + 0.012, title, ha="left", va="bottom", fontsize=9)
+    for column, ((i, j), score) in enumerate(zip(np.asarray(pairs), np.asarray(scores))):
       for side, index in enumerate((i, j)):
-        ax = axes[row, 2 * p + side]
+        ax = fig.add_subplot(grid[first_row + side, column])
+        ax.axis("off")
         image = thumbs[index]
         ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray" if image.shape[-1] == 1 else None)
-        caption = class_name(int(labels[index]), class_names)
-        ax.text(0.5, -0.12, caption if side == 0 else f"{caption}  s={score:.2f}", transform=ax.transAxes,
-                ha="center", va="top", fontsize=6)
-  fig.tight_layout()
+      names = [class_name(int(labels[index]), class_names) for index in (i, j)]
+      names = " / ".join(names) if sum(map(len, names)) <= 12 else "\n".join(names)  # people's names: one a line
+      ax.text(0.5, -0.05, f"{names}\ns={score:.2f}", transform=ax.transAxes, ha="center", va="top", fontsize=7)
   fig.savefig(path, dpi=110)
   plt.close(fig)
 
