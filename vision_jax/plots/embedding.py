@@ -17,6 +17,11 @@ def class_name(label: int, class_names: Sequence[str]) -> str:
   return str(class_names[label]) if 0 <= label < len(class_names) else str(label)
 
 
+def _show(ax: plt.Axes, image: np.ndarray) -> None:
+  """Draws an [h, w, C] image on `ax`: one channel in grey, three as colour."""
+  ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray" if image.shape[-1] == 1 else None)
+
+
 def plot_embedding_pca(points: np.ndarray, labels: np.ndarray, class_names: Sequence[str], path: str,
                        title: str = "embeddings, first two principal components") -> None:
   """Scatter of [M, 2] projected embeddings, one colour per class (a legend up to 20 classes).
@@ -74,10 +79,10 @@ def plot_hardest_pairs(thumbs: np.ndarray, labels: np.ndarray, positive_pairs: n
       for side, index in enumerate((i, j)):
         ax = fig.add_subplot(grid[first_row + side, column])
         ax.axis("off")
-        image = thumbs[index]
-        ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray" if image.shape[-1] == 1 else None)
+        _show(ax, thumbs[index])
       names = [class_name(int(labels[index]), class_names) for index in (i, j)]
       names = " / ".join(names) if sum(map(len, names)) <= 12 else "\n".join(names)  # people's names: one a line
+      # the caption goes under the pair's second image
       ax.text(0.5, -0.05, f"{names}\ns={score:.2f}", transform=ax.transAxes, ha="center", va="top", fontsize=7)
   fig.savefig(path, dpi=110)
   plt.close(fig)
@@ -134,8 +139,7 @@ def plot_episodes(support_thumbs: np.ndarray, query_thumbs: np.ndarray, support_
           (2 * e + 1, query_thumbs[e, j], f"-> {class_name(int(given[e, j]), class_names)}",
            "tab:green" if given[e, j] == query_labels[e, j] else "tab:red")):
         ax = axes[row, j]
-        image = np.asarray(image)
-        ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray" if image.shape[-1] == 1 else None)
+        _show(ax, np.asarray(image))
         ax.set_xticks([])
         ax.set_yticks([])
         for spine in ax.spines.values():
