@@ -15,6 +15,7 @@ def test_quick_run_prints_table_and_writes_json(tmp_path):
                         capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path)
   assert proc.returncode == 0, proc.stdout + proc.stderr
   result = json.loads(path.read_text())
+  assert '... check nms indices' in proc.stderr  # rows are streamed as they land, before the table
   assert set(result) == {'environment', 'rows', 'ok'} and result['ok'] is True
   env = result['environment']
   assert env['backend'] == 'cpu' and env['quick'] is True and env['interpret_mode'] is True

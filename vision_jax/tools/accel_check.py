@@ -46,7 +46,14 @@ def _row(section: str, name: str, implementation: str, size: str, value: float |
 
 
 def _guarded(rows: list[dict[str, Any]], template: dict[str, Any], fn: Callable[[], list[dict[str, Any]]]):
-  """Appends fn()'s rows, or the template row with the error as its status (the check goes on)."""
+  """Appends fn()'s rows, or the template row with the error as its status (the check goes on).
+
+  Each row is also printed to stderr as it lands: a kernel that crashes the process (the first GPU run saw a
+  segmentation fault) then leaves the rows before it on screen, where the final table never comes.
+  """
+  before = len(rows)
+  print(f'... {template["section"]} {template["name"]} {template["implementation"]} {template["size"]}',
+        file=sys.stderr, flush=True)
   try:
     rows.extend(fn())
   except Exception as e:  # pylint: disable=broad-except  # a kernel that fails to lower must not stop the run
@@ -54,6 +61,8 @@ def _guarded(rows: list[dict[str, Any]], template: dict[str, Any], fn: Callable[
     rows.append({**template, 'status': f'error: {type(e).__name__}: {first[:160]}'})
     if os.environ.get('ACCEL_CHECK_TRACEBACK'):
       traceback.print_exc()
+  for r in rows[before:]:
+    print('    ' + '  '.join(str(r[k]) for k in ROW_KEYS), file=sys.stderr, flush=True)
 
 
 def _kernel_label(interpret: bool) -> str:
@@ -174,7 +183,7 @@ def time_roi_align(p: dict[str, Any], impl: str, repeats: int, interpret: bool) 
 
   f, bx, bi, cot = map(jnp.asarray, bench_ops.roi_inputs(0, p))
   fwd = lambda x: ops.roi_align(x, bx, bi, (p['out'],) * 2, p['scale'], p['sampling'], True, implementation=impl)
-  fb = jax.jit(lambda x: jax.vjp(fwd, x)[1](cot)[0])
+  fb = jax.jit(lambda x: bench_ops.forward_and_backward(fwd, x, cot))  # both: a backward alone drops the kernel
   t = bench_ops.median_time(lambda: jax.block_until_ready(fb(f)), repeats)
   label = _kernel_label(interpret) if impl == 'pallas' else 'jnp reference'
   return [_row('ops', 'roi_align fwd+bwd', label, _roi_size(p), t * 1e3, 'ms')]

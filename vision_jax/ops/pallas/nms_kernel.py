@@ -11,7 +11,13 @@ happens before the kernel (kernels cannot sort).
 Column and row views of a tile are both needed (a box is tested in rows, suppressors run along columns);
 the kernel takes the boxes in both layouts and turns a [T, 1] column into a [1, T] row with an
 identity-masked reduction, which every Pallas backend lowers (no transposes, no matmuls of width 1).
-Tested on CPU in interpret mode only; GPU/TPU lowering is untested in this repository.
+
+On GPU the kernel is lowered through Triton, whatever the default of `jax_pallas_use_mosaic_gpu` (see
+`pallas.gpu_params`), so its arrays follow Triton's rules: every loaded or computed array has power-of-two
+dimensions, and box coordinates are read as separate [T, 1] / [1, T] ref slices (Triton lowers no value
+`slice`). Tested on CPU in interpret mode and lowered for CUDA in the tests (`tests/ops/test_gpu_lowering.py`);
+`python -m vision_jax.tools.accel_check` runs it on an accelerator. On an H200 (session 39) it kept the
+reference's indices at N=2,000.
 """
 
 import functools
@@ -20,13 +26,20 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
-DEFAULT_TILE = 128
+from vision_jax.ops.pallas import gpu_params
+
+# 64: on an H200 (jax 0.11.2, Triton) tiles of 64 and 32 ran and matched the reference at N=2,000, while
+# tiles of 128 crashed the process (segmentation fault) before the first result.
+DEFAULT_TILE = 64
 
 
 def _iou_ok(rows, cols, thr):
-  """`rows [T, 4]`, `cols [4, T]` -> bool `[T, T]`: IoU(row box, column box) > thr (torchvision op order)."""
-  rx1, ry1, rx2, ry2 = rows[:, 0:1], rows[:, 1:2], rows[:, 2:3], rows[:, 3:4]
-  cx1, cy1, cx2, cy2 = cols[0:1, :], cols[1:2, :], cols[2:3, :], cols[3:4, :]
+  """Row boxes (four `[T, 1]` coordinates), column boxes (four `[1, T]`) -> bool `[T, T]`: IoU > thr.
+
+  The operations follow torchvision's order, so the float32 result matches it bit for bit.
+  """
+  rx1, ry1, rx2, ry2 = rows
+  cx1, cy1, cx2, cy2 = cols
   w = jnp.maximum(jnp.minimum(rx2, cx2) - jnp.maximum(rx1, cx1), 0.0)
   h = jnp.maximum(jnp.minimum(ry2, cy2) - jnp.maximum(ry1, cy1), 0.0)
   inter = w * h
@@ -46,8 +59,8 @@ def _kernel(boxes_ref, boxes_t_ref, cls_col_ref, cls_row_ref, valid_ref, used_re
     return jnp.max(jnp.where(eye, col, 0), axis=0, keepdims=True)
 
   def suppress_mask(k, j):
-    rows = boxes_ref[pl.ds(k * tile, tile), :]
-    cols = boxes_t_ref[:, pl.ds(j * tile, tile)]
+    rows = [boxes_ref[pl.ds(k * tile, tile), pl.ds(i, 1)] for i in range(4)]
+    cols = [boxes_t_ref[pl.ds(i, 1), pl.ds(j * tile, tile)] for i in range(4)]
     same = cls_col_ref[pl.ds(k * tile, tile), :] == cls_row_ref[:, pl.ds(j * tile, tile)]
     return _iou_ok(rows, cols, thr) & same
 
@@ -69,9 +82,9 @@ def _kernel(boxes_ref, boxes_t_ref, cls_col_ref, cls_row_ref, valid_ref, used_re
       hit = jnp.where(inner, to_row(cur), 0)
       return cur, alive0 * (1 - jnp.max(hit, axis=1, keepdims=True))
 
-    _, alive = jax.lax.while_loop(lambda s: jnp.any(s[0] != s[1]), fix_body, (1 - alive0, alive0))
+    _, alive = jax.lax.while_loop(lambda s: jnp.max(jnp.abs(s[0] - s[1])) > 0, fix_body, (1 - alive0, alive0))
     keep_ref[:, pl.ds(k * tile, tile)] = to_row(alive)
-    return k + 1, count + jnp.sum(alive)
+    return k + 1, count + jnp.sum(alive).astype(jnp.int32)  # int32 under jax_enable_x64 too
 
   used_tiles = used_ref[0, 0]
   jax.lax.while_loop(lambda s: (s[0] < used_tiles) & (s[1] < max_output_size), do_tile,
@@ -87,9 +100,7 @@ def nms_keep_pallas(boxes: jax.Array, classes: jax.Array, valid: jax.Array, iou_
   n = boxes.shape[0]
   tile = min(tile, max(8, 1 << max(0, (n - 1).bit_length())))
   num_tiles = -(-n // tile)
-  npad = num_tiles * tile
-  if jax.default_backend() == 'gpu' and not interpret:
-    npad = 1 << (npad - 1).bit_length()  # whole-array blocks must be powers of two under Triton
+  npad = 1 << (num_tiles * tile - 1).bit_length()  # whole-array blocks must be powers of two under Triton
   pad = npad - n
   b = jnp.pad(boxes.astype(jnp.float32), ((0, pad), (0, 0)))
   c = jnp.pad(classes.astype(jnp.int32), (0, pad))
@@ -102,5 +113,6 @@ def nms_keep_pallas(boxes: jax.Array, classes: jax.Array, valid: jax.Array, iou_
       kernel,
       out_shape=jax.ShapeDtypeStruct((1, npad), jnp.int32),
       interpret=interpret,
+      compiler_params=gpu_params(),
   )(b, b.T, c[:, None], c[None, :], v[:, None], used_tiles)
   return keep[0, :n] > 0

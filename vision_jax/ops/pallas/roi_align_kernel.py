@@ -7,8 +7,13 @@ feature matrix and accumulates them in registers, then writes one C-vector per b
 K x samples x C is materialized (the jnp reference gathers all taps at once), and the adaptive grid needs no
 static bound because loop trip counts are dynamic. Because each RoI carries its own map, the same kernel
 pools an FPN pyramid whose levels are stacked in one matrix (`ops.multilevel_roi_align`). The backward pass
-is the reference's deterministic scatter. Tested on CPU in interpret mode; `python -m
-vision_jax.tools.accel_check` checks it on an accelerator.
+is the reference's deterministic scatter.
+
+On GPU the kernel is lowered through Triton (see `pallas.gpu_params`): the bins are walked by two nested
+loops (no integer division in the kernel) and the channels are padded to a power of two, as Triton's arrays
+must be. Tested on CPU in interpret mode and lowered for CUDA in the tests (`tests/ops/test_gpu_lowering.py`);
+`python -m vision_jax.tools.accel_check` checks it on an accelerator. On an H200 (session 39) it matched the
+reference on a small case.
 """
 
 import functools
@@ -16,6 +21,8 @@ import functools
 import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
+
+from vision_jax.ops.pallas import gpu_params
 
 from vision_jax.ops.roi_align import Sampling
 from vision_jax.ops.roi_align import bilinear_taps
@@ -26,7 +33,7 @@ from vision_jax.ops.roi_align import true_divide
 _NUM_SCALARS = 10
 
 
-def _kernel(roi_ref, feat_ref, out_ref, *, out_w, num_bins):
+def _kernel(roi_ref, feat_ref, out_ref, *, out_h, out_w):
   sy, sx, by, bx = roi_ref[0, 0], roi_ref[0, 1], roi_ref[0, 2], roi_ref[0, 3]
   gy = roi_ref[0, 4].astype(jnp.int32)
   gx = roi_ref[0, 5].astype(jnp.int32)
@@ -39,9 +46,9 @@ def _kernel(roi_ref, feat_ref, out_ref, *, out_w, num_bins):
   def load(y, x):
     return feat_ref[pl.ds(base + y * wid + x, 1), :].astype(jnp.float32)
 
-  def do_bin(b, carry):
-    ph = (b // out_w).astype(jnp.float32)
-    pw = (b % out_w).astype(jnp.float32)
+  def do_bin(b_y, b_x):
+    ph = b_y.astype(jnp.float32)
+    pw = b_x.astype(jnp.float32)
 
     def row(iy, acc):
       y = sy + ph * by + ((iy.astype(jnp.float32) + 0.5) * by) / gy.astype(jnp.float32)
@@ -56,14 +63,22 @@ def _kernel(roi_ref, feat_ref, out_ref, *, out_w, num_bins):
       return jax.lax.fori_loop(0, gx, col, acc)
 
     acc = jax.lax.fori_loop(0, gy, row, jnp.zeros((1, chans), jnp.float32))
-    out_ref[0, pl.ds(b, 1), :] = (acc * inv_count).astype(out_ref.dtype)
-    return carry
+    out_ref[0, pl.ds(b_y * out_w + b_x, 1), :] = (acc * inv_count).astype(out_ref.dtype)
 
-  jax.lax.fori_loop(0, num_bins, do_bin, 0)
+  def bin_row(b_y, carry):
+    def bin_col(b_x, carry):
+      do_bin(b_y, b_x)
+      return carry
+    return jax.lax.fori_loop(0, out_w, bin_col, carry)
+
+  jax.lax.fori_loop(0, out_h, bin_row, 0)
 
 
 def _forward(flat_features, sampling, output_size, interpret):
-  rows, chans = flat_features.shape
+  chans = flat_features.shape[1]
+  if gpu_params() is not None:  # Triton loads [1, C] rows: C must be a power of two
+    flat_features = jnp.pad(flat_features, ((0, 0), (0, (1 << (chans - 1).bit_length()) - chans)))
+  rows, padded_chans = flat_features.shape
   oh, ow = output_size
   s = sampling
   k = s.base.shape[0]
@@ -71,17 +86,18 @@ def _forward(flat_features, sampling, output_size, interpret):
   ints = [s.grid_y, s.grid_x, s.height, s.width, s.base]
   rois = jnp.stack([s.start_y, s.start_x, s.bin_y, s.bin_x, *(v.astype(jnp.float32) for v in ints),
                     true_divide(1.0, count)], -1)
-  kernel = functools.partial(_kernel, out_w=ow, num_bins=oh * ow)
+  kernel = functools.partial(_kernel, out_h=oh, out_w=ow)
   out = pl.pallas_call(
       kernel,
       grid=(k,),
       in_specs=[pl.BlockSpec((1, _NUM_SCALARS), lambda i: (i, 0)),
-                pl.BlockSpec((rows, chans), lambda i: (0, 0))],
-      out_specs=pl.BlockSpec((1, oh * ow, chans), lambda i: (i, 0, 0)),
-      out_shape=jax.ShapeDtypeStruct((k, oh * ow, chans), flat_features.dtype),
+                pl.BlockSpec((rows, padded_chans), lambda i: (0, 0))],
+      out_specs=pl.BlockSpec((1, oh * ow, padded_chans), lambda i: (i, 0, 0)),
+      out_shape=jax.ShapeDtypeStruct((k, oh * ow, padded_chans), flat_features.dtype),
       interpret=interpret,
+      compiler_params=gpu_params(),
   )(rois, flat_features)
-  return out.reshape(k, oh, ow, chans)
+  return out[:, :, :chans].reshape(k, oh, ow, chans)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
