@@ -36,3 +36,30 @@ def test_quick_run_prints_table_and_writes_json(tmp_path):
     assert any(r['name'] in line and r['implementation'] in line and r['status'] in line
                for line in proc.stdout.splitlines()), r
   assert 'all checks passed' in proc.stdout
+
+
+def test_isolated_jobs_run_in_children_and_only_picks_them(tmp_path):
+  path = tmp_path / 'accel.json'
+  proc = subprocess.run([sys.executable, '-m', 'vision_jax.tools.accel_check', '--quick', '--isolate',
+                         '--only=check_nms,nms_reference', f'--json={path}'],
+                        capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path)
+  assert proc.returncode == 0, proc.stdout + proc.stderr
+  result = json.loads(path.read_text())
+  assert result['environment']['isolated'] is True and 'each job in its own process' in proc.stdout
+  assert [(r['name'], r['implementation'], r['status']) for r in result['rows']] == [
+      ('nms indices', 'pallas vs reference', 'ok'), ('batched_nms indices', 'pallas vs reference', 'ok'),
+      ('nms', 'jnp reference', 'ok')]
+
+
+def test_a_crashing_or_hanging_job_costs_only_its_row():
+  from vision_jax.tools import accel_check  # pylint: disable=import-outside-toplevel
+  template = accel_check._row('check', 'nms indices', 'pallas vs reference', 'N=2000')  # pylint: disable=protected-access
+  segfault = [sys.executable, '-c', 'import os, signal; os.kill(os.getpid(), signal.SIGSEGV)']
+  rows = accel_check.rows_from_process(segfault, template, timeout=60)
+  assert rows == [{**template, 'status': 'error: crashed (SIGSEGV)'}]
+  rows = accel_check.rows_from_process([sys.executable, '-c', 'import time; time.sleep(30)'], template, timeout=1)
+  assert rows == [{**template, 'status': 'error: timed out after 1 s'}]
+  rows = accel_check.rows_from_process([sys.executable, '-c', 'raise SystemExit(3)'], template, timeout=60)
+  assert rows[0]['status'].startswith('error: exit status 3')
+  good = [sys.executable, '-c', f'print("noise"); print({accel_check.ROWS_PREFIX!r} + \'[{{"name": "x"}}]\')']
+  assert accel_check.rows_from_process(good, template, timeout=60) == [{'name': 'x'}]

@@ -13,6 +13,9 @@
     batch 256 halved until it fits) and the same network in PyTorch AMP channels-last when importable.
 (d) one table on stdout and every figure in JSON. Failures of a row (a kernel that does not lower, a peer
     that is missing) are reported in its status column; the exit status is 1 when a check fails.
+
+Off the CPU each row group runs in its own process (`--isolate`, `--job_timeout`), so a kernel that crashes
+or hangs costs its own rows only; `--only=check,nms_pallas` picks groups by id prefix (ids: `jobs`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
+import subprocess
 import sys
 import time
 import traceback
@@ -269,39 +274,109 @@ def time_train_torch(t: dict[str, Any], device: str) -> list[dict[str, Any]]:
 # (d) the run and its table --------------------------------------------------------------------------------
 
 
-def run_checks(quick: bool, repeats: int) -> dict[str, Any]:
-  """Runs (a)-(c) at the `quick` or full sizes; returns {'environment': ..., 'rows': [...], 'ok': bool}."""
+Job = tuple[str, dict[str, Any], Callable[[], list[dict[str, Any]]]]
+ROWS_PREFIX = 'ACCEL_CHECK_ROWS '
+
+
+def _environment(quick: bool, repeats: int) -> dict[str, Any]:
+  import jax  # pylint: disable=g-import-not-at-top
+  from vision_jax.ops import dispatch  # pylint: disable=g-import-not-at-top
+
+  _, interpret = dispatch.resolve_implementation('pallas')
+  return {'backend': jax.default_backend(), 'device': str(jax.devices()[0].device_kind), 'jax': jax.__version__,
+          'quick': quick, 'interpret_mode': interpret, 'repeats': repeats,
+          'torch_device': _torch_device(jax.default_backend())[0]}
+
+
+def jobs(quick: bool, repeats: int) -> list[Job]:
+  """Every row group of (a)-(c) as (job id, template row, function returning its rows), in table order."""
   import jax  # pylint: disable=g-import-not-at-top
   from vision_jax.ops import dispatch  # pylint: disable=g-import-not-at-top
 
   sizes = SIZES['quick' if quick else 'full']
-  backend = jax.default_backend()
   _, interpret = dispatch.resolve_implementation('pallas')
-  torch_device, torch_skip = _torch_device(backend)
-  env = {'backend': backend, 'device': str(jax.devices()[0].device_kind), 'jax': jax.__version__,
-         'quick': quick, 'interpret_mode': interpret, 'repeats': repeats, 'torch_device': torch_device}
-  rows: list[dict[str, Any]] = []
-  _guarded(rows, _row('check', 'nms indices', 'pallas vs reference', f'N={sizes["check_nms"]}'),
-           lambda: check_nms(sizes['check_nms']))
-  _guarded(rows, _row('check', 'roi_align', 'pallas vs reference', _roi_size(sizes['roi'])),
-           lambda: check_roi_align(sizes['roi']))
+  torch_device, torch_skip = _torch_device(jax.default_backend())
+  out: list[Job] = [
+      ('check_nms', _row('check', 'nms indices', 'pallas vs reference', f'N={sizes["check_nms"]}'),
+       lambda: check_nms(sizes['check_nms'])),
+      ('check_roi_align', _row('check', 'roi_align', 'pallas vs reference', _roi_size(sizes['roi'])),
+       lambda: check_roi_align(sizes['roi']))]
   for n in sizes['nms']:
     for impl in ('pallas', 'reference'):
-      _guarded(rows, _row('ops', 'nms', impl, f'N={n}'), lambda n=n, impl=impl: time_nms(n, impl, repeats, interpret))
+      out.append((f'nms_{impl}_{n}', _row('ops', 'nms', impl, f'N={n}'),
+                  lambda n=n, impl=impl: time_nms(n, impl, repeats, interpret)))
     template = _row('ops', 'nms', 'torchvision', f'N={n}', status=torch_skip)
-    _guarded(rows, template, lambda n=n: time_nms_torch(n, torch_device, repeats) if torch_device else [template])
+    out.append((f'nms_torch_{n}', template,
+                lambda n=n, template=template: time_nms_torch(n, torch_device, repeats) if torch_device else [template]))
   p = sizes['roi']
   for impl in ('pallas', 'reference'):
-    _guarded(rows, _row('ops', 'roi_align fwd+bwd', impl, _roi_size(p)),
-             lambda impl=impl: time_roi_align(p, impl, repeats, interpret))
+    out.append((f'roi_align_{impl}', _row('ops', 'roi_align fwd+bwd', impl, _roi_size(p)),
+                lambda impl=impl: time_roi_align(p, impl, repeats, interpret)))
   template = _row('ops', 'roi_align fwd+bwd', 'torchvision', _roi_size(p), status=torch_skip)
-  _guarded(rows, template, lambda: time_roi_align_torch(p, torch_device, repeats) if torch_device else [template])
+  out.append(('roi_align_torch', template,
+              lambda: time_roi_align_torch(p, torch_device, repeats) if torch_device else [template]))
   t = sizes['train']
-  _guarded(rows, _row('train', 'train step', 'vision_jax (jit)', t['model']), lambda: time_train_ours(t))
+  out.append(('train_ours', _row('train', 'train step', 'vision_jax (jit)', t['model']), lambda: time_train_ours(t)))
   template = _row('train', 'train step', 'torch AMP channels-last', t['model'], status=torch_skip)
-  _guarded(rows, template, lambda: time_train_torch(t, torch_device) if torch_device else [template])
+  out.append(('train_torch', template, lambda: time_train_torch(t, torch_device) if torch_device else [template]))
+  return out
+
+
+def rows_from_process(command: list[str], template: dict[str, Any], timeout: float) -> list[dict[str, Any]]:
+  """Runs one job's `command` and returns the rows it printed, or `template` with why none came back.
+
+  A kernel can take its process down (a segmentation fault on the first GPU run) or hang; in a child process
+  that costs one row, reported as crashed (with the signal) or timed out, and the check goes on. The child's
+  stderr (progress lines, tracebacks) passes through.
+  """
+  try:
+    proc = subprocess.run(command, stdout=subprocess.PIPE, text=True, timeout=timeout, check=False)
+  except subprocess.TimeoutExpired:
+    status = f'error: timed out after {timeout:g} s'
+  else:
+    for line in reversed(proc.stdout.splitlines()):
+      if line.startswith(ROWS_PREFIX):
+        return json.loads(line[len(ROWS_PREFIX):])
+    if proc.returncode < 0:
+      status = f'error: crashed ({signal.Signals(-proc.returncode).name})'
+    else:
+      status = f'error: exit status {proc.returncode} and no rows (see stderr)'
+  print(f'    {template["section"]}  {template["name"]}  {template["implementation"]}  {status}', file=sys.stderr,
+        flush=True)
+  return [{**template, 'status': status}]
+
+
+def run_checks(quick: bool, repeats: int, only: list[str] | None = None, isolate: bool = False,
+               job_timeout: float = 600.0) -> dict[str, Any]:
+  """Runs (a)-(c) at the `quick` or full sizes; returns {'environment': ..., 'rows': [...], 'ok': bool}.
+
+  Args:
+    quick: the small sizes.
+    repeats: timed repeats per op.
+    only: job ids or their prefixes to run (e.g. ['check', 'nms_pallas']); None runs all.
+    isolate: run each job in its own process (`--job=ID`), so a crash or a hang costs only its rows.
+    job_timeout: seconds one isolated job may take.
+  """
+  rows: list[dict[str, Any]] = []
+  selected = [j for j in jobs(quick, repeats) if only is None or any(j[0].startswith(o) for o in only)]
+  for job_id, template, fn in selected:
+    if isolate:
+      command = [sys.executable, '-m', 'vision_jax.tools.accel_check', f'--job={job_id}', f'--repeats={repeats}']
+      rows.extend(rows_from_process(command + (['--quick'] if quick else []), template, job_timeout))
+    else:
+      _guarded(rows, template, fn)
   ok = all(not (r['section'] == 'check' and r['status'] != 'ok') for r in rows)
-  return {'environment': env, 'rows': rows, 'ok': ok}
+  return {'environment': _environment(quick, repeats), 'rows': rows, 'ok': ok}
+
+
+def run_job(job_id: str, quick: bool, repeats: int) -> list[dict[str, Any]]:
+  """One job's rows, in this process (what an isolated child runs)."""
+  known = {j[0]: j for j in jobs(quick, repeats)}
+  if job_id not in known:
+    raise SystemExit(f'error: unknown job {job_id!r}; known: {", ".join(known)}')
+  rows: list[dict[str, Any]] = []
+  _guarded(rows, known[job_id][1], known[job_id][2])
+  return rows
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -309,7 +384,8 @@ def format_table(result: dict[str, Any]) -> str:
   env = result['environment']
   mode = 'in interpret mode' if env['interpret_mode'] else 'compiled'
   head = (f'backend {env["backend"]} ({env["device"]}), jax {env["jax"]}, '
-          f'{"quick" if env["quick"] else "full"} sizes, kernels {mode}, median of {env["repeats"]}')
+          f'{"quick" if env["quick"] else "full"} sizes, kernels {mode}, median of {env["repeats"]}'
+          + (', each job in its own process' if env.get('isolated') else ''))
   header = ('section', 'name', 'implementation', 'size', 'value', 'unit', 'status')
   lines = [tuple(str(v) for v in header)]
   for r in result['rows']:
@@ -326,11 +402,24 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument('--quick', action='store_true', help='small sizes (CPU, CI)')
   parser.add_argument('--json', default='accel_check.json', help='where to write the figures')
   parser.add_argument('--repeats', type=int, default=0, help='timed repeats per op (0: 5, or 2 with --quick)')
+  parser.add_argument('--only', default='', help='comma-separated job ids or prefixes, e.g. check,nms_pallas')
+  parser.add_argument('--isolate', action=argparse.BooleanOptionalAction, default=None,
+                      help='each job in its own process (default: on unless the backend is the CPU)')
+  parser.add_argument('--job_timeout', type=float, default=600.0, help='seconds per isolated job')
+  parser.add_argument('--job', default='', help=argparse.SUPPRESS)  # one job, rows on stdout (isolated child)
   args = parser.parse_args(argv)
   os.environ.setdefault('XLA_PYTHON_CLIENT_PREALLOCATE', 'false')  # leave device memory for the torch peers
+  repeats = args.repeats or (2 if args.quick else 5)
+  if args.job:
+    print(ROWS_PREFIX + json.dumps(run_job(args.job, args.quick, repeats)), flush=True)
+    return 0
+  import jax  # pylint: disable=g-import-not-at-top
+  isolate = args.isolate if args.isolate is not None else jax.default_backend() != 'cpu'
+  only = [o for o in args.only.split(',') if o] or None
   start = time.perf_counter()
-  result = run_checks(args.quick, args.repeats or (2 if args.quick else 5))
+  result = run_checks(args.quick, repeats, only, isolate, args.job_timeout)
   result['environment']['wall_sec'] = round(time.perf_counter() - start, 1)
+  result['environment']['isolated'] = isolate
   print(format_table(result))
   with open(args.json, 'w') as f:
     json.dump(result, f, indent=1)
