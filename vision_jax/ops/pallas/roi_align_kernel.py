@@ -23,7 +23,6 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
 from vision_jax.ops.pallas import gpu_params
-
 from vision_jax.ops.roi_align import Sampling
 from vision_jax.ops.roi_align import bilinear_taps
 from vision_jax.ops.roi_align import gather_sampled
