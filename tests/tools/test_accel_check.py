@@ -53,7 +53,8 @@ def test_isolated_jobs_run_in_children_and_only_picks_them(tmp_path):
 
 def test_a_crashing_or_hanging_job_costs_only_its_row():
   from vision_jax.tools import accel_check  # pylint: disable=import-outside-toplevel
-  template = accel_check._row('check', 'nms indices', 'pallas vs reference', 'N=2000')  # pylint: disable=protected-access
+  template = {'section': 'check', 'name': 'nms indices', 'implementation': 'pallas vs reference', 'size': 'N=2000',
+              'value': None, 'unit': '', 'status': 'ok'}
   segfault = [sys.executable, '-c', 'import os, signal; os.kill(os.getpid(), signal.SIGSEGV)']
   rows = accel_check.rows_from_process(segfault, template, timeout=60)
   assert rows == [{**template, 'status': 'error: crashed (SIGSEGV)'}]
@@ -63,3 +64,11 @@ def test_a_crashing_or_hanging_job_costs_only_its_row():
   assert rows[0]['status'].startswith('error: exit status 3')
   good = [sys.executable, '-c', f'print("noise"); print({accel_check.ROWS_PREFIX!r} + \'[{{"name": "x"}}]\')']
   assert accel_check.rows_from_process(good, template, timeout=60) == [{'name': 'x'}]
+
+
+def test_an_unknown_job_is_a_one_line_error(capsys):
+  from vision_jax.tools import accel_check  # pylint: disable=import-outside-toplevel
+  assert accel_check.main(['--quick', '--only=check,nsm']) == 2
+  err = capsys.readouterr().err.strip()
+  assert err.startswith('error: nsm matches no job; pass ids or prefixes of: check_nms,') and '\n' not in err
+  assert accel_check.main(['--quick', '--job=nms_pallas']) == 2  # a child names one whole id

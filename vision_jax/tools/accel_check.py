@@ -306,8 +306,8 @@ def jobs(quick: bool, repeats: int) -> list[Job]:
       out.append((f'nms_{impl}_{n}', _row('ops', 'nms', impl, f'N={n}'),
                   lambda n=n, impl=impl: time_nms(n, impl, repeats, interpret)))
     template = _row('ops', 'nms', 'torchvision', f'N={n}', status=torch_skip)
-    out.append((f'nms_torch_{n}', template,
-                lambda n=n, template=template: time_nms_torch(n, torch_device, repeats) if torch_device else [template]))
+    out.append((f'nms_torch_{n}', template, lambda n=n, template=template: (
+        time_nms_torch(n, torch_device, repeats) if torch_device else [template])))
   p = sizes['roi']
   for impl in ('pallas', 'reference'):
     out.append((f'roi_align_{impl}', _row('ops', 'roi_align fwd+bwd', impl, _roi_size(p)),
@@ -370,13 +370,20 @@ def run_checks(quick: bool, repeats: int, only: list[str] | None = None, isolate
 
 
 def run_job(job_id: str, quick: bool, repeats: int) -> list[dict[str, Any]]:
-  """One job's rows, in this process (what an isolated child runs)."""
-  known = {j[0]: j for j in jobs(quick, repeats)}
-  if job_id not in known:
-    raise SystemExit(f'error: unknown job {job_id!r}; known: {", ".join(known)}')
+  """One job's rows, in this process (what an isolated child runs); `job_id` must be one of `jobs`' ids."""
+  (job,) = [j for j in jobs(quick, repeats) if j[0] == job_id]
   rows: list[dict[str, Any]] = []
-  _guarded(rows, known[job_id][1], known[job_id][2])
+  _guarded(rows, job[1], job[2])
   return rows
+
+
+def _unknown_job_error(only: list[str], quick: bool, repeats: int, whole: bool = False) -> str | None:
+  """The one-line error for ids (`whole`) or prefixes in `only` that match no job, else None."""
+  ids = [j[0] for j in jobs(quick, repeats)]
+  unknown = [o for o in only if not any(i == o if whole else i.startswith(o) for i in ids)]
+  if not unknown:
+    return None
+  return f'error: {",".join(unknown)} matches no job; pass ids or prefixes of: {", ".join(ids)}'
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -410,12 +417,16 @@ def main(argv: list[str] | None = None) -> int:
   args = parser.parse_args(argv)
   os.environ.setdefault('XLA_PYTHON_CLIENT_PREALLOCATE', 'false')  # leave device memory for the torch peers
   repeats = args.repeats or (2 if args.quick else 5)
+  only = [o for o in (args.job or args.only).split(',') if o] or None
+  error = only and _unknown_job_error(only, args.quick, repeats, whole=bool(args.job))
+  if error:
+    print(error, file=sys.stderr)
+    return 2
   if args.job:
     print(ROWS_PREFIX + json.dumps(run_job(args.job, args.quick, repeats)), flush=True)
     return 0
   import jax  # pylint: disable=g-import-not-at-top
   isolate = args.isolate if args.isolate is not None else jax.default_backend() != 'cpu'
-  only = [o for o in args.only.split(',') if o] or None
   start = time.perf_counter()
   result = run_checks(args.quick, repeats, only, isolate, args.job_timeout)
   result['environment']['wall_sec'] = round(time.perf_counter() - start, 1)
