@@ -4,7 +4,13 @@ import jax
 
 from vision_jax.errors import UserError
 
-KERNEL_BACKENDS = ('gpu', 'cuda', 'rocm', 'tpu')
+GPU_BACKENDS = ('gpu', 'cuda', 'rocm')
+KERNEL_BACKENDS = GPU_BACKENDS + ('tpu',)
+
+
+def on_gpu() -> bool:
+  """Whether JAX's default backend is a GPU."""
+  return jax.default_backend() in GPU_BACKENDS
 
 
 def resolve_implementation(implementation: str) -> tuple[bool, bool]:

@@ -276,7 +276,7 @@ def roi_align(features: jax.Array, boxes: jax.Array, box_batch_index: jax.Array,
   boxes = jnp.asarray(boxes)
   max_grid = _max_grid(boxes, spatial_scale, (oh, ow), sampling_ratio, aligned, max_sampling_ratio)
   if deterministic_scatter is None:
-    deterministic_scatter = jax.default_backend() in ('gpu', 'cuda', 'rocm')
+    deterministic_scatter = dispatch.on_gpu()
   use_pallas, interpret = dispatch.resolve_implementation(implementation)
   args = (features, boxes, jnp.asarray(box_batch_index, jnp.int32))
   static = ((oh, ow), float(spatial_scale), int(sampling_ratio), bool(aligned), max_grid,
@@ -356,7 +356,7 @@ def multilevel_roi_align(features: Sequence[jax.Array], boxes: jax.Array, box_ba
                           sampling_ratio, aligned, max_grid)
   flat = jnp.concatenate([f.reshape(-1, chans) for f in features])
   if deterministic_scatter is None:
-    deterministic_scatter = jax.default_backend() in ('gpu', 'cuda', 'rocm')
+    deterministic_scatter = dispatch.on_gpu()
   use_pallas, interpret = dispatch.resolve_implementation(implementation)
   if use_pallas:
     from vision_jax.ops.pallas import roi_align_kernel  # pylint: disable=g-import-not-at-top

@@ -140,7 +140,8 @@ def _torch_device(backend: str):
     return None, 'skipped: torch/torchvision not importable'
   if backend == 'cpu':
     return 'cpu', ''
-  if backend in ('gpu', 'cuda', 'rocm') and torch.cuda.is_available():
+  from vision_jax.ops import dispatch  # pylint: disable=g-import-not-at-top
+  if backend in dispatch.GPU_BACKENDS and torch.cuda.is_available():
     return 'cuda', ''
   return None, f'skipped: torch has no device for backend {backend}'
 

@@ -1,9 +1,8 @@
 """Pallas kernels for NMS and RoIAlign, and the lowering choice they share."""
 
-import jax
 from jax.experimental.pallas import triton as pltriton
 
-GPU_BACKENDS = ('gpu', 'cuda', 'rocm')
+from vision_jax.ops import dispatch
 
 
 def gpu_params() -> pltriton.CompilerParams | None:
@@ -14,4 +13,4 @@ def gpu_params() -> pltriton.CompilerParams | None:
   on lowered through Triton. These kernels index whole-array refs at dynamic row offsets, which Triton
   lowers and Mosaic GPU's bulk copies (at most 256 elements per dimension) refuse, so they name Triton.
   """
-  return pltriton.CompilerParams() if jax.default_backend() in GPU_BACKENDS else None
+  return pltriton.CompilerParams() if dispatch.on_gpu() else None
