@@ -3,9 +3,12 @@
 `vision_jax.main` turns a `UserError` into a single line on stderr and a non-zero exit status, with no
 traceback. Library code raises it (or a subclass) for bad input: unknown names, bad config values, wrong
 image shapes, invalid boxes, mismatched checkpoints. The message names the problem and the fix.
-`os_error_line` does the same for OS errors of the user's environment (permissions, full or read-only disks).
+`os_error_line` does the same for OS errors of the user's environment (permissions, full or read-only disks);
+`os_errors_name` gives such an error raised without a path (a full disk met by a buffered write) the place it
+happened in.
 """
 
+import contextlib
 import errno
 import os
 import re
@@ -42,6 +45,23 @@ _FIXES = {
     errno.ENOTDIR: "a directory was expected there; check the path",
     errno.EISDIR: "a file was expected there; check the path",
 }
+
+
+@contextlib.contextmanager
+def os_errors_name(path: str):
+  """Re-raises an OSError that carries an errno but no path (a buffered file's flush or close, orbax's background
+  writers) as the same error at `path`, so that its `error:` line says where the problem is; errors that name their
+  own path pass unchanged, so an inner, more precise `os_errors_name` wins over an outer one.
+
+  Args:
+    path: the file or directory that the wrapped code writes in (e.g. the run's workdir).
+  """
+  try:
+    yield
+  except OSError as error:
+    if error.filename is None and error.errno is not None:
+      raise OSError(error.errno, error.strerror or os.strerror(error.errno), path) from error
+    raise
 
 
 def os_error_line(error: BaseException) -> str | None:

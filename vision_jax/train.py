@@ -22,7 +22,7 @@ import ml_collections
 import numpy as np
 
 from vision_jax.data import datasets
-from vision_jax.errors import ConfigError
+from vision_jax.errors import ConfigError, os_errors_name
 from vision_jax.train_lib import callbacks as callbacks_lib
 from vision_jax.train_lib import parallel, run_lock, setup as setup_lib, writers
 from vision_jax.train_lib.preemption import StopRequests
@@ -55,7 +55,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
   # 1. Setup.
   s = setup_lib.setup(config, workdir)
   try:
-    return _resume_and_train(config, workdir, s)
+    with os_errors_name(workdir):  # the run's files (pictures, reports): a full disk's error names where it hit
+      return _resume_and_train(config, workdir, s)
   finally:
     s.checkpointer.close()  # every exit path waits for the checkpoint still being written
 

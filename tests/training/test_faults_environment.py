@@ -3,6 +3,7 @@ data dirs that are files, images of other bit depths and decompression bombs, Ct
 `error:` line naming the fix (exit status 2 on the command line), and no result is lost."""
 
 import contextlib
+import csv
 import errno
 import os
 import shutil
@@ -16,12 +17,12 @@ import pytest
 from PIL import Image
 
 from tests.training import harness
-from tests.training.test_faults import STEPS, assert_identical, config, trained_reference
+from tests.training.test_faults import STEPS, assert_identical, config, copy_of, trained_reference
 from vision_jax import train
 from vision_jax.data.formats import images as image_files
-from vision_jax.errors import DataError, UserError, os_error_line
+from vision_jax.errors import DataError, UserError, os_error_line, os_errors_name
 from vision_jax.tasks import classification_eval
-from vision_jax.train_lib import checkpoint
+from vision_jax.train_lib import writers
 from vision_jax.train_lib.checkpoint import load_state_arrays
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -65,10 +66,16 @@ def test_os_error_lines():
   assert os_error_line(ValueError("a bug")) is None
   assert os_error_line(OSError(errno.EIO, "I/O error")) is None  # not the user's to fix: a traceback
   # orbax's background JSON writer loses the path: the checkpointer names its directory instead
-  with pytest.raises(OSError) as error, checkpoint._os_errors_name("/w/checkpoints"):  # pylint: disable=protected-access
+  with pytest.raises(OSError) as error, os_errors_name("/w/checkpoints"):
     raise OSError(errno.ENOSPC, "No space left on device")
   assert os_error_line(error.value) == ("/w/checkpoints: No space left on device; the disk is full; free space and "
                                         "rerun the same command (the previous checkpoint is kept)")
+  with pytest.raises(OSError) as error, os_errors_name("/w"), os_errors_name("/w/checkpoints"):
+    raise OSError(errno.ENOSPC, "No space left on device")
+  assert error.value.filename == "/w/checkpoints"  # the innermost, most precise place wins
+  with pytest.raises(OSError) as error, os_errors_name("/w"):
+    raise OSError(errno.ENOSPC, "No space left on device", "/w/metrics.csv")
+  assert error.value.filename == "/w/metrics.csv"  # an error that names its own path keeps it
 
 
 def test_a_read_only_workdir_is_one_line_in_train_and_eval(reference, data_dir, tmp_path):
@@ -97,6 +104,35 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_resumes_identically(refer
   summary = train.train_and_evaluate(config(data_dir), str(tmp_path / "moved"))
   assert summary["steps"] == STEPS
   assert_identical(str(tmp_path / "moved"), reference)
+
+
+def test_a_full_disk_met_by_buffered_writes_names_the_file(tmp_path):
+  """A buffered file's flush on a full disk raises ENOSPC without a path (/dev/full gives that error for real);
+  the metrics and JSON writers name their file, so the `error:` line says where."""
+  writer = writers.MetricWriter(str(tmp_path / "run"))
+  writer._csv_file = open("/dev/full", "w", newline="")  # pylint: disable=protected-access
+  writer._csv = csv.writer(writer._csv_file)  # pylint: disable=protected-access
+  with pytest.raises(OSError) as error:
+    writer.write(1, "train", {"loss": 0.5})
+  assert os_error_line(error.value) == (f"{tmp_path}/run/metrics.csv: No space left on device; the disk is full; "
+                                        "free space and rerun the same command (the previous checkpoint is kept)")
+  with pytest.raises(OSError) as error:
+    writer.close()
+  assert error.value.filename == f"{tmp_path}/run/metrics.csv"
+  os.symlink("/dev/full", tmp_path / "summary.json.tmp")
+  with pytest.raises(OSError) as error:
+    writers.write_json(str(tmp_path / "summary.json"), {"steps": 5})
+  assert error.value.errno == errno.ENOSPC and error.value.filename == f"{tmp_path}/summary.json.tmp"
+
+
+def test_a_pathless_write_error_of_the_loop_names_the_workdir(reference, data_dir, tmp_path, monkeypatch):
+  def full_disk(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")  # as a picture's buffered write on a full disk
+  monkeypatch.setattr(writers, "write_curves", full_disk)
+  workdir = copy_of(reference, tmp_path)  # the summary is lost: the run evaluates again and writes its results
+  with pytest.raises(OSError) as error:
+    train.train_and_evaluate(config(data_dir), workdir)
+  assert os_error_line(error.value).startswith(f"{workdir}: No space left on device; the disk is full")
 
 
 def test_a_tfds_data_dir_that_is_a_file_is_one_line(data_dir, tmp_path):

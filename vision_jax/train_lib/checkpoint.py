@@ -19,7 +19,6 @@ with one line (`CheckpointError`), never deleted.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -32,7 +31,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 
-from vision_jax.errors import CheckpointError, ConfigError
+from vision_jax.errors import CheckpointError, ConfigError, os_errors_name
 from vision_jax.train_lib.state import STATE_FORMAT
 
 _ITEMS = ("state", "meta")
@@ -148,7 +147,7 @@ class Checkpointer:
     """Saves a periodic checkpoint (no-op if this step is already saved)."""
     if step not in self.latest.all_steps():
       check_own_entries(str(self.latest.directory))  # the save may delete the oldest step
-      with _os_errors_name(str(self.latest.directory)):  # also reports the previous background save's failure
+      with os_errors_name(str(self.latest.directory)):  # also reports the previous background save's failure
         self.latest.save(step, args=self._args(state, meta), force=True)
 
   def save_best(self, step: int, state: Any, meta: dict[str, Any], metrics: dict[str, float]) -> None:
@@ -159,7 +158,7 @@ class Checkpointer:
       raise ConfigError(f"checkpoint.best_metric={self.best_metric!r} is not among this task's evaluation metrics "
                         f"({', '.join(sorted(k for k in metrics if np.ndim(metrics[k]) == 0))}); pick one or use auto")
     check_own_entries(str(self.best.directory))
-    with _os_errors_name(str(self.best.directory)):
+    with os_errors_name(str(self.best.directory)):
       self.best.save(step, args=self._args(state, meta), metrics={self.best_metric: float(metrics[self.best_metric])},
                      force=True)
 
@@ -267,10 +266,10 @@ class Checkpointer:
 
   def wait(self) -> None:
     """Blocks until background saves are complete."""
-    with _os_errors_name(str(self.latest.directory)):
+    with os_errors_name(str(self.latest.directory)):
       self.latest.wait_until_finished()
     if self.best is not None:
-      with _os_errors_name(str(self.best.directory)):
+      with os_errors_name(str(self.best.directory)):
         self.best.wait_until_finished()
 
   def close(self) -> None:
@@ -282,18 +281,6 @@ class Checkpointer:
     self.latest.close()
     if self.best is not None:
       self.best.close()
-
-
-@contextlib.contextmanager
-def _os_errors_name(directory: str):
-  """Gives an OSError raised without a path (orbax's background writers lose it, e.g. a full disk while writing a
-  checkpoint's JSON) the checkpoint directory as its path, so its `error:` line says where the problem is."""
-  try:
-    yield
-  except OSError as error:
-    if error.filename is None and error.errno is not None:
-      raise OSError(error.errno, error.strerror or os.strerror(error.errno), directory) from error
-    raise
 
 
 def _first_line(error: Exception) -> str:

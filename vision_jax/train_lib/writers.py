@@ -12,6 +12,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from vision_jax.errors import os_errors_name
+
 
 class MetricWriter:
   """Appends scalar metrics to `metrics.csv` and TensorBoard event files in `workdir`.
@@ -41,18 +43,22 @@ class MetricWriter:
     """Writes every scalar of `metrics` (non-scalars such as confusion matrices are skipped)."""
     if not self.enabled:
       return
-    for name, value in metrics.items():
-      if np.ndim(value) != 0:
-        continue
-      self._csv.writerow([step, split, name, f"{float(value):.8g}"])
-      self._tb.add_scalar(f"{split}/{name}", float(value), step)
-    self._csv_file.flush()
-    self._tb.flush()
+    scalars = {name: float(value) for name, value in metrics.items() if np.ndim(value) == 0}
+    with os_errors_name(self.csv_path):  # a full disk fails the buffered write without naming the file
+      for name, value in scalars.items():
+        self._csv.writerow([step, split, name, f"{value:.8g}"])
+      self._csv_file.flush()
+    with os_errors_name(self._tb.logdir):
+      for name, value in scalars.items():
+        self._tb.add_scalar(f"{split}/{name}", value, step)
+      self._tb.flush()
 
   def close(self) -> None:
     if self.enabled:
-      self._csv_file.close()
-      self._tb.close()
+      with os_errors_name(self.csv_path):
+        self._csv_file.close()
+      with os_errors_name(self._tb.logdir):
+        self._tb.close()
 
 
 _HEADER = ["step", "split", "metric", "value"]
@@ -99,7 +105,7 @@ def read_csv(path: str) -> dict[str, dict[str, list[tuple[int, float]]]]:
 def write_json(path: str, data: dict[str, Any]) -> None:
   """Writes `data` as indented JSON atomically (temporary file then rename)."""
   tmp = path + ".tmp"
-  with open(tmp, "w") as f:
+  with os_errors_name(tmp), open(tmp, "w") as f:
     json.dump(data, f, indent=2, sort_keys=True, default=float)
   os.replace(tmp, path)
 
