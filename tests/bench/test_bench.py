@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from vision_jax import models
-from vision_jax.bench import ours, peer_keras, peer_torch, worker
+from vision_jax.bench import ours, peer_keras, peer_torch, timing, worker
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
@@ -44,6 +44,16 @@ def test_our_step_figures_are_finite_and_positive():
                              warmup=1, tuned=True)
   for key in ("train_images_per_sec", "eval_images_per_sec", "compile_sec", "peak_host_mib"):
     assert np.isfinite(figures[key]) and figures[key] > 0
+
+
+def test_jax_timings_carry_the_state_from_step_to_step():
+  step = jax.jit(lambda count, total: (count + 1, total + count, -count))  # (*next_state, loss)
+  state = [jax.numpy.int32(0), jax.numpy.int32(0)]
+  seen = []
+  result = timing.jax_timings(step, state, lambda current: seen.append(int(current[0])) or current[0], 2, 3)
+  assert [int(x) for x in state] == [5, 10]  # 2 warm-up + 3 timed steps: count 5, total 0+1+2+3+4
+  assert seen == [5] * 5 and set(result) == {"train", "eval", "note"} and result["note"].startswith("jax ")
+  assert result["train"]["median_step_sec"] > 0 and "eval" not in timing.jax_timings(step, state, None, 1, 1)
 
 
 def test_worker_prints_one_json_result(capsys):

@@ -47,15 +47,7 @@ def _ours(steps: int) -> dict[str, Any]:
     return optax.apply_updates(params, updates), opt_state, loss
 
   embed = jax.jit(lambda p: model.apply({"params": p}, images))
-  state = [params, opt_state]
-
-  def step():
-    state[0], state[1], loss = train_step(*state)
-    return loss
-
-  train = timing.time_steps(step, jax.block_until_ready, 3, steps)
-  evaluation = timing.time_steps(lambda: embed(state[0]), jax.block_until_ready, 3, steps)
-  return {"train": train, "eval": evaluation, "note": f"jax {jax.__version__}"}
+  return timing.jax_timings(train_step, [params, opt_state], lambda state: embed(state[0]), 3, steps)
 
 
 def _torch(steps: int) -> dict[str, Any]:

@@ -50,14 +50,7 @@ def _ours(steps: int) -> dict[str, Any]:
     return optax.apply_updates(params, updates), batch_stats, opt_state, loss
 
   predict = jax.jit(lambda p, s: jnp.argmax(model.apply({"params": p, "batch_stats": s}, images), -1))
-
-  def step():
-    state[0], state[1], state[2], loss = train_step(*state)
-    return loss
-
-  train = timing.time_steps(step, jax.block_until_ready, 3, steps)
-  evaluation = timing.time_steps(lambda: predict(state[0], state[1]), jax.block_until_ready, 3, steps)
-  return {"train": train, "eval": evaluation, "note": f"jax {jax.__version__}"}
+  return timing.jax_timings(train_step, state, lambda current: predict(current[0], current[1]), 3, steps)
 
 
 def _torch(steps: int) -> dict[str, Any]:

@@ -88,11 +88,7 @@ def _ours(steps: int) -> dict[str, Any]:
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, loss
 
-  def step():
-    state[0], state[1], loss = train_step(*state)
-    return loss
-
-  train = timing.time_steps(step, jax.block_until_ready, 3, steps)
+  train = timing.jax_timings(train_step, state, None, 3, steps)["train"]
   loop_sec, conv_sec = _window_speedup(steps)
   note = (f"jax {jax.__version__}; sliding window {SCENES}x{SCENE_SIZE}x{SCENE_SIZE} stride 4, context {CONTEXT}: "
           f"crop loop "

@@ -53,6 +53,33 @@ def torch_timings(torch: Any, train_step: Callable[[], Any], eval_step: Callable
   return result
 
 
+def jax_timings(train_step: Callable[..., Any], state: list[Any], eval_step: Callable[[list[Any]], Any] | None,
+                warmup: int, steps: int) -> dict[str, Any]:
+  """Our timed train (and eval) steps with the note naming jax's version.
+
+  Args:
+    train_step: the jitted step, `train_step(*state) -> (*next_state, loss)`.
+    state: what the step carries, in its argument order (updated in place as the steps run).
+    eval_step: `eval_step(state) -> output` on the current state, or None.
+    warmup: untimed calls of each first (the first includes compilation).
+    steps: timed calls of each.
+
+  Returns:
+    {"train": time_steps(...), "eval": ... (when eval_step is given), "note": ...}.
+  """
+  import jax  # pylint: disable=import-outside-toplevel  (the peers' workers never import jax)
+
+  def step():
+    *state[:], loss = train_step(*state)
+    return loss
+
+  result = {"train": time_steps(step, jax.block_until_ready, warmup, steps)}
+  if eval_step is not None:
+    result["eval"] = time_steps(lambda: eval_step(state), jax.block_until_ready, warmup, steps)
+  result["note"] = f"jax {jax.__version__}"
+  return result
+
+
 def peak_host_memory_mib() -> float:
   """Peak resident memory of this process so far, MiB."""
   peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
