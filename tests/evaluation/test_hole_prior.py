@@ -64,6 +64,22 @@ def test_hole_bands_polarity_channels_blank_and_min_area():
   np.testing.assert_array_equal(hole_prior.hole_bands(dot, min_area=1, bands=3), [[0, 1, 0]])
 
 
+def test_graded_hole_bands_count_the_settings_under_which_a_loop_closes():
+  nine = _digit("9").copy()
+  nine[3:6, 13:16] = np.where(nine[3:6, 13:16] > 0, 100, 0)  # the loop's top joint drawn faint (100 of 255)
+  assert hole_prior.hole_bands(nine[None], threshold=96.0).tolist() == [[1, 0]]  # closed below 100,
+  assert hole_prior.hole_bands(nine[None], threshold=128.0).tolist() == [[0, 0]]  # open above
+  # Thresholds 32, 64, 96 (of 5) see the loop closed; its area passes every minimum area (1, 3, 6).
+  np.testing.assert_allclose(hole_prior.graded_hole_bands(nine[None]), [[3 / 5, 0.0]])
+  dot = np.zeros((1, 9, 9), np.uint8)
+  dot[0, 2:7, 2:7] = 255
+  dot[0, 4, 4] = 0  # a one-pixel hole: it counts under min_area 1 only (1 of 3), at every threshold
+  np.testing.assert_allclose(hole_prior.graded_hole_bands(dot), [[0.0, 1 / 3]])
+  for kind in ("9", "6", "8", "0", "1"):  # solid strokes: the binary descriptor at every setting
+    np.testing.assert_array_equal(hole_prior.graded_hole_bands(_digit(kind)[None]),
+                                  hole_prior.hole_bands(_digit(kind)[None]))
+
+
 def test_with_hole_penalty_subtracts_weighted_l1_to_the_support_mean():
   descriptors = np.array([[1, 0], [0, 0], [1, 1], [0, 1]], np.float64)
   base = lambda q, s: np.zeros(np.shape(q) + (np.shape(s)[1],))
@@ -97,3 +113,7 @@ def test_embedding_metrics_with_holes_separate_classes_the_features_cannot():
     E.embedding_metrics({"embedding": rows["embedding"], "label": labels}, E.EmbeddingEval(holes=1.0, **settings))
   with pytest.raises(ConfigError, match="embedding.holes=-0.1"):
     E.EmbeddingEval(holes=-0.1)
+  with pytest.raises(ConfigError, match="embedding.hole_descriptor='soft'; use one of binary, graded"):
+    E.EmbeddingEval(holes=0.1, hole_descriptor="soft")
+  graded = E.embedding_metrics(rows, E.EmbeddingEval(holes=2.5, hole_descriptor="graded", **settings))
+  assert graded["episodes_2way_1shot"] == 1.0  # solid strokes: graded descriptors equal the binary ones

@@ -125,6 +125,10 @@ def test_shape_normalisation_joins_the_preprocessing_of_training_and_evaluation(
 def test_holes_argument_reaches_the_evaluator_and_bad_weights_fail_before_training():
   assert _task("supcon", "balanced", "holes=0.1,").eval_settings.holes == 0.1
   assert _task("supcon", "balanced").eval_settings.holes == 0.0
+  assert _task("supcon", "balanced").eval_settings.hole_descriptor == "binary"
+  assert _task("supcon", "balanced", "holes=0.15,hole_descriptor=graded,").eval_settings.hole_descriptor == "graded"
+  with pytest.raises(ConfigError, match="embedding.hole_descriptor='fuzzy'; use one of binary, graded"):
+    _task("supcon", "balanced", "holes=0.1,hole_descriptor=fuzzy,")
   with pytest.raises(ConfigError, match="embedding.holes=-1.0 is a penalty weight"):
     _task("supcon", "balanced", "holes=-1,")
 

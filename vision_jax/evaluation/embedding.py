@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vision_jax.errors import ConfigError
-from vision_jax.evaluation import embedding_pictures, episode_rules, local_matching
+from vision_jax.evaluation import embedding_pictures, episode_rules, hole_prior, local_matching
 from vision_jax.evaluation.embedding_scores import paired_scores, prototype_class_scores, score_matrix
 
 CONFUSION_CLASSES = 30  # evaluations of more classes (Omniglot's 659 characters, LFW's people) get no confusion matrix
@@ -347,6 +347,8 @@ class EmbeddingEval:
       (the rows' `thumb`) from every episode and gallery score, after either matching rule (a class's descriptor is
       its support mean); 0: off. The transductive results carry it too, in their soft assignments as well;
       verification and the pictures score the features alone.
+    hole_descriptor: "binary" (`hole_prior.hole_bands`: a hole in a band or not) or "graded"
+      (`hole_prior.graded_hole_bands`: the fraction of ink thresholds and minimum areas under which it is one).
     support_views: V > 1 scores episodes and the gallery against V views of the enrolled side (the plain images and
       V - 1 augmented views, the rows' `view_embedding` / `view_maps`): the best view's prototype, or every view
       pooled like extra shots under match=local (`support_views`); queries and probes as they are; 1: off. The
@@ -370,11 +372,15 @@ class EmbeddingEval:
   refine_steps: int = 0
   refine_temperature: float = 10.0
   holes: float = 0.0
+  hole_descriptor: str = "binary"
   support_views: int = 1
 
   def __post_init__(self):
     if not self.holes >= 0:  # NaN too
       raise ConfigError(f"embedding.holes={self.holes} is a penalty weight; use >= 0 (0: off)")
+    if self.hole_descriptor not in hole_prior.DESCRIPTORS:
+      raise ConfigError(f"embedding.hole_descriptor={self.hole_descriptor!r}; use one of "
+                        f"{', '.join(hole_prior.DESCRIPTORS)}")
     if self.support_views < 1:
       raise ConfigError(f"embedding.support_views={self.support_views} counts the plain view too; use >= 1 (1: off)")
     if self.refine_steps < 0 or not self.refine_temperature > 0:
@@ -415,7 +421,7 @@ def embedding_metrics(rows: Mapping[str, np.ndarray], settings: EmbeddingEval) -
   score = dict(metric=settings.metric, weights=weights)
   local_matching.check_match(settings.match, settings.radius)
   maps = episode_rules.gathered_maps(rows, keep, settings.match)
-  descriptors = episode_rules.hole_descriptors(rows, keep, settings.holes)
+  descriptors = episode_rules.hole_descriptors(rows, keep, settings.holes, settings.hole_descriptor)
   class_scores, pair_scores = episode_rules.inductive_rules(rows, keep, embeddings, maps, descriptors, settings,
                                                             weights)
   refined_scores = episode_rules.transductive_rule(embeddings, maps, descriptors, settings)

@@ -32,13 +32,15 @@ def gathered_maps(rows: Mapping[str, np.ndarray], keep: np.ndarray, match: str) 
   return np.asarray(rows["maps"])[keep]
 
 
-def hole_descriptors(rows: Mapping[str, np.ndarray], keep: np.ndarray, holes: float) -> np.ndarray | None:
-  """The kept rows' `hole_prior.hole_bands` descriptors [N, 2] when `holes` > 0, else None."""
+def hole_descriptors(rows: Mapping[str, np.ndarray], keep: np.ndarray, holes: float,
+                     kind: str = "binary") -> np.ndarray | None:
+  """The kept rows' hole descriptors [N, 2] when `holes` > 0, else None: `hole_prior.hole_bands` (kind "binary")
+  or `hole_prior.graded_hole_bands` ("graded")."""
   if holes <= 0:
     return None
   if "thumb" not in rows:
     raise ConfigError("embedding.holes needs the evaluated images (the rows' `thumb`); set it to 0")
-  return hole_prior.hole_bands(np.asarray(rows["thumb"])[keep])
+  return hole_prior.DESCRIPTORS[kind](np.asarray(rows["thumb"])[keep])
 
 
 def inductive_rules(rows: Mapping[str, np.ndarray], keep: np.ndarray, embeddings: np.ndarray,

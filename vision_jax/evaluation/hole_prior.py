@@ -15,6 +15,10 @@ Ink and background: pixels whose channel mean is above `threshold` (on the 0..25
 images whose mean is above the middle grey (dark strokes on a light page, e.g. Omniglot). A hole is background that is
 not 4-connected to the image border (`scipy.ndimage.binary_fill_holes` semantics) and counts in a band when at least
 `min_area` of its pixels lie there.
+
+`graded_hole_bands` averages the binary descriptor over a grid of ink thresholds and minimum areas: a loop that
+closes only at a low threshold (a faint joint) or a tiny one counts partly, so two images whose loops are nearly the
+same pay a small penalty instead of a full unit.
 """
 
 from __future__ import annotations
@@ -66,6 +70,12 @@ def hole_bands(images: np.ndarray, threshold: float = 64.0, min_area: int = 3, b
   Returns:
     [N, bands] float64, 1.0 where the band holds at least `min_area` hole pixels (blank images: zeros).
   """
+  return (band_hole_areas(images, threshold, bands) >= min_area).astype(np.float64)
+
+
+def band_hole_areas(images: np.ndarray, threshold: float = 64.0, bands: int = 2) -> np.ndarray:
+  """Hole pixels [N, bands] of each image in each of `bands` equal bands between its ink's first and last row (the
+  areas `hole_bands` thresholds); arguments as there."""
   ink = ink_masks(images, threshold)
   holes = enclosed_background(ink)
   height = ink.shape[1]
@@ -75,8 +85,32 @@ def hole_bands(images: np.ndarray, threshold: float = 64.0, min_area: int = 3, b
   relative = (np.arange(height)[None, :] - first[:, None]) / np.maximum(last - first, 1)[:, None]
   band = np.clip(np.floor(relative * bands).astype(np.int64), 0, bands - 1)  # [N, H]
   per_row = holes.sum(2)  # [N, H]
-  area = np.stack([np.sum(np.where(band == b, per_row, 0), 1) for b in range(bands)], 1)
-  return (area >= min_area).astype(np.float64)
+  return np.stack([np.sum(np.where(band == b, per_row, 0), 1) for b in range(bands)], 1)
+
+
+GRADED_THRESHOLDS = (32.0, 64.0, 96.0, 128.0, 160.0)
+GRADED_MIN_AREAS = (1, 3, 6)
+
+
+def graded_hole_bands(images: np.ndarray, thresholds: tuple[float, ...] = GRADED_THRESHOLDS,
+                      min_areas: tuple[int, ...] = GRADED_MIN_AREAS, bands: int = 2) -> np.ndarray:
+  """`hole_bands` averaged over every (ink threshold, minimum area) pair of the grid: per band, the fraction of
+  settings under which it holds a hole.
+
+  Args:
+    images: [N, H, W] or [N, H, W, C] stored images (0..255).
+    thresholds: the ink thresholds (`ink_masks`).
+    min_areas: the hole pixels a band needs (`hole_bands`).
+    bands: equal bands of the ink's height.
+
+  Returns:
+    [N, bands] float64 in [0, 1].
+  """
+  areas = [band_hole_areas(images, t, bands) for t in thresholds]  # one flood fill per threshold
+  return np.mean([area >= a for area in areas for a in min_areas], axis=0, dtype=np.float64)
+
+
+DESCRIPTORS = {"binary": hole_bands, "graded": graded_hole_bands}
 
 
 def hole_mismatch(descriptors: np.ndarray, query_rows: np.ndarray, support_rows: np.ndarray) -> np.ndarray:

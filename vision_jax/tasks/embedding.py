@@ -33,6 +33,8 @@ A config selects it with `task = "embedding"`; `config.model` names any zoo clas
   holes             > 0: episode and gallery scores lose holes x the L1 distance of the images' hole descriptors
                     (`vision_jax.evaluation.hole_prior`: loops at the top / bottom of a line drawing, found in the
                     stored images as thumbnailed for the pictures, at most THUMB_SIZE pixels a side); 0: off
+  hole_descriptor   binary: a hole in each band or not; graded: the fraction of a grid of ink thresholds and
+                    minimum hole areas under which it is one (`hole_prior.graded_hole_bands`)
   eval_metric       the evaluation score's distance when it differs from `metric` ("": the training metric),
                     e.g. cosine for the non-negative backbone / conv features
   margin            m of the contrastive and hinge triplet losses
@@ -119,7 +121,8 @@ def defaults() -> ml_collections.ConfigDict:
       "queries": 5, "num_episodes": 1000, "enrol": 1, "eval_seed": 0, "best_metric": "verification_auc",
       "eval_features": "head", "match": "prototype", "radius": 1, "refine_steps": 0, "eval_metric": "",
       "temperature": 0.2, "instance_weight": 0.0, "glyphs": 0,
-      "glyph_pool": 0, "glyph_jitter": 0.06, "glyph_strokes": 4, "holes": 0.0, "support_views": 1})
+      "glyph_pool": 0, "glyph_jitter": 0.06, "glyph_strokes": 4, "holes": 0.0, "hole_descriptor": "binary",
+      "support_views": 1})
 
 
 def _label_key(spec: DatasetSpec) -> str:
@@ -165,7 +168,8 @@ class EmbeddingTask(base.Task):
         episodes=embedding_eval.parse_episodes(section.episodes), queries=int(section.queries),
         num_episodes=int(section.num_episodes), enrol=int(section.enrol), seed=int(section.eval_seed),
         match=section.match, radius=int(section.radius), refine_steps=int(section.refine_steps),
-        holes=float(section.holes), support_views=int(section.support_views))
+        holes=float(section.holes), hole_descriptor=str(section.hole_descriptor),
+        support_views=int(section.support_views))
     local_matching.check_match(section.match, int(section.radius), section.loss in PAIR_LOSSES)
     self.best_metric = (section.best_metric, "max")
     self.grad_accum_steps = int(config.train.grad_accum_steps)
