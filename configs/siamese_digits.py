@@ -47,8 +47,8 @@ normalisation either); Fashion-MNIST 73.2% (session 34) with
 `loss=semi_hard,dataset=fashion,steps=400,eval_metric=cosine,match=local,radius=0,views=32,power=0.5` (125 s; 72.8%
 without the power transform; batch_all 72.3%; 69.7% / 69.3% for batch_all / semi_hard without the support views;
 glyphs, filled-silhouette classes, shape normalisation and the hole prior do not help garments; trained on all ten
-classes, held-out ones included, the recipe scores 77.5%). Transductive, reported apart (`refine=3`): digits 95.9% (95.5% with the binary prior),
-Fashion 76.2% from the same two runs (batch_all 76.4%). README has the four-loss table.
+classes, held-out ones included, the recipe scores 77.5%). Transductive, reported apart (`refine=3`): digits 95.9%
+(95.5% with the binary prior), Fashion 76.2% from the same two runs (batch_all 76.4%). README has the four-loss table.
 
 Held-out classes: the training split keeps classes 0-4 (`dataset.classes`) and the evaluation split the held-out
 classes 5-9 (`dataset.eval_classes`, relabelled 0-4; `vision_jax.data.subsets`), so no held-out image reaches

@@ -129,6 +129,8 @@ def test_holes_argument_reaches_the_evaluator_and_bad_weights_fail_before_traini
   assert _task("supcon", "balanced", "holes=0.15,hole_descriptor=graded,").eval_settings.hole_descriptor == "graded"
   with pytest.raises(ConfigError, match="embedding.hole_descriptor='fuzzy'; use one of binary, graded"):
     _task("supcon", "balanced", "holes=0.1,hole_descriptor=fuzzy,")
+  with pytest.raises(ConfigError, match="which embedding.holes=0 turns off; set holes > 0"):
+    _task("supcon", "balanced", "hole_descriptor=graded,")
   with pytest.raises(ConfigError, match="embedding.holes=-1.0 is a penalty weight"):
     _task("supcon", "balanced", "holes=-1,")
 

@@ -381,6 +381,9 @@ class EmbeddingEval:
     if self.hole_descriptor not in hole_prior.DESCRIPTORS:
       raise ConfigError(f"embedding.hole_descriptor={self.hole_descriptor!r}; use one of "
                         f"{', '.join(hole_prior.DESCRIPTORS)}")
+    if self.hole_descriptor != "binary" and self.holes == 0:
+      raise ConfigError(f"embedding.hole_descriptor={self.hole_descriptor!r} changes only the hole prior, which "
+                        "embedding.holes=0 turns off; set holes > 0 (e.g. 0.15) or leave the descriptor binary")
     if self.support_views < 1:
       raise ConfigError(f"embedding.support_views={self.support_views} counts the plain view too; use >= 1 (1: off)")
     if self.refine_steps < 0 or not self.refine_temperature > 0:
