@@ -34,8 +34,10 @@ topological prior of line drawings, `vision_jax.evaluation.hole_prior`; 0: off),
 x 3 minimum hole areas under which it is one), views (`embedding.support_views`: V > 1
 scores episodes and the gallery against V views of each support, as it is and V - 1 draws of the training augmentation,
 pooled like extra shots under match=local; inductive; 1: off), power (`embedding.feature_power`: every evaluated
-feature x becomes sign(x) |x|^power before it is compared, Tukey's power transform; 1: off). features takes several
-layers joined by + (conv+backbone: each L2-normalised, then concatenated).
+feature x becomes sign(x) |x|^power before it is compared, Tukey's power transform; 1: off), widths (simple_cnn only:
+the channels of its two conv pairs as A-B, e.g. 64-128; '' keeps 32-64), hidden (simple_cnn only: its dense layer's
+units, the backbone features; 0 keeps 512). features takes several layers joined by + (conv+backbone: each
+L2-normalised, then concatenated).
 Evaluation and checkpoints at half and all steps.
 Defaults (session 26): simple_cnn + batch norm, batch_all on P x K = 20 x 5, 64-d L2-normalised embeddings, affine
 augmentation, no rotated classes, evaluation on the flattened conv maps (features=conv), which scored about 10
@@ -114,7 +116,7 @@ def get_config(arg: str | None = None):
                           scale=1.0, augment="affine", head=True, blocks=4, center=False, lr=1e-3, seed=0, smoke=False,
                           features="conv", eval_metric="", temperature=0.2, instance=0.0, glyphs=0, pool=0,
                           jitter=0.06, strokes=4, match="prototype", radius=1, refine=0, shape="", holes=0.0,
-                          hole_descriptor="binary", views=1, power=1.0)
+                          hole_descriptor="binary", views=1, power=1.0, widths="", hidden=0)
   if args.dataset not in DATASETS:
     raise ConfigError(f"dataset={args.dataset!r}; use one of {', '.join(DATASETS)}")
   if args.augment not in AUGMENTS:
@@ -151,6 +153,7 @@ def get_config(arg: str | None = None):
   if args.model == "conv4":
     config.model.kwargs.head = args.head
     config.model.kwargs.widths = (64,) * args.blocks
+  config.model.kwargs.update(simple_cnn_sizes(args.model, args.widths, args.hidden))
   config.embedding.class_transforms = 0 if pairs else args.transforms
   config.dataset.classes, config.dataset.eval_classes = TRAIN_CLASSES, HELD_OUT_CLASSES
   config.embedding.episodes = "5x1,5x5"  # five held-out classes: no 20-way episodes
@@ -158,6 +161,28 @@ def get_config(arg: str | None = None):
     shrink_for_smoke(config, 32, 100)
     config.input.examples_per_class = min(args.k, 4)
   return config
+
+
+def simple_cnn_sizes(model: str, widths: str, hidden: int) -> dict:
+  """`simple_cnn`'s constructor sizes from the `widths` ("A-B": channels of its two conv pairs; '' keeps 32-64) and
+  `hidden` (units of its dense layer; 0 keeps 512) arguments; a one-line ConfigError for another model or a
+  malformed value."""
+  if not widths and not hidden:
+    return {}
+  if model != "simple_cnn":
+    raise ConfigError(f"widths={widths!r} / hidden={hidden} size simple_cnn's layers; model={model} has other "
+                      "sizes: drop them or use model=simple_cnn")
+  sizes = {}
+  if widths:
+    parts = widths.split("-")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+      raise ConfigError(f"widths={widths!r}; give the channels of simple_cnn's two conv pairs as A-B, e.g. 64-128")
+    sizes["widths"] = tuple(int(p) for p in parts)
+  if hidden:
+    if hidden < 1:
+      raise ConfigError(f"hidden={hidden} dense units; use a positive count (e.g. 256) or 0 for simple_cnn's 512")
+    sizes["hidden_units"] = hidden
+  return sizes
 
 
 def shrink_for_smoke(config, batch_size: int, num_episodes: int):

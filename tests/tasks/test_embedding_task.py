@@ -100,7 +100,11 @@ def test_prototypical_episodes_use_the_configured_group_size(batch):
                                       ("steps=0", "steps=0 trains nothing; pass steps=1 or more"),
                                       ("k=0", "k=0 examples per class; pass k=2 or more"),
                                       ("margin=-1", "embedding.margin=-1.0 must be >= 0"),
-                                      ("loss=prototypical,scale=0", "embedding.scale=0.0 (the prototypical")])
+                                      ("loss=prototypical,scale=0", "embedding.scale=0.0 (the prototypical"),
+                                      ("widths=64", "as A-B, e.g. 64-128"),
+                                      ("widths=64-x", "as A-B, e.g. 64-128"),
+                                      ("model=conv4,widths=64-128", "drop them or use model=simple_cnn"),
+                                      ("hidden=-1", "use a positive count")])
 def test_config_argument_errors_name_the_fix(args, fix):
   with pytest.raises(ConfigError) as error:
     tasks.get(in_process.load_config(f"configs/siamese_digits.py:{args},smoke"), SPEC)
@@ -133,6 +137,20 @@ def test_holes_argument_reaches_the_evaluator_and_bad_weights_fail_before_traini
     _task("supcon", "balanced", "hole_descriptor=graded,")
   with pytest.raises(ConfigError, match="embedding.holes=-1.0 is a penalty weight"):
     _task("supcon", "balanced", "holes=-1,")
+
+
+def test_simple_cnn_sizes_reach_the_backbone():
+  config = in_process.load_config("configs/siamese_digits.py:widths=48-96,hidden=256,smoke")
+  task = tasks.get(config, SPEC)
+  params = jax.eval_shape(lambda x: task.model.init(jax.random.key(0), x), jnp.zeros((2,) + task.input_shape()))
+  backbone = params["params"]["backbone"]
+  assert backbone["conv1"]["kernel"].shape == (3, 3, 1, 48) and backbone["conv4"]["kernel"].shape == (3, 3, 96, 96)
+  assert backbone["fc"]["kernel"].shape == (5 * 5 * 96, 256)  # 28 -> 26 -> 13 -> 11 -> 5 after two valid convs
+  # by hand: four 3x3 convs, the dense layer, the 64-d head, and batch norm's scale and bias on each layer
+  convs = (9 * 1 * 48 + 48) + (9 * 48 * 48 + 48) + (9 * 48 * 96 + 96) + (9 * 96 * 96 + 96)
+  expected = convs + (2400 * 256 + 256) + (256 * 64 + 64) + 2 * (48 + 48 + 96 + 96 + 256)
+  assert sum(leaf.size for leaf in jax.tree.leaves(params["params"])) == expected == 778_064
+  assert "widths" not in in_process.load_config("configs/siamese_digits.py:smoke").model.kwargs
 
 
 def test_conv4_recipe_config():
