@@ -47,6 +47,33 @@ def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(values)
 
 
+def parse_sizes(key: str, text: str, what: str, example: str, count: int | None = None,
+                allow_empty: bool = True) -> tuple[int, ...]:
+  """Layer sizes written as positive integers joined by "-" (e.g. widths=32-64-128); '' gives () if `allow_empty`.
+
+  Args:
+    key: the config argument, named in the error.
+    text: its value.
+    what: what the sizes are, for the error ("the channels of simple_cnn's two conv pairs").
+    example: a valid value, for the error.
+    count: the number of sizes required (None: any number).
+    allow_empty: whether '' (the caller's default sizes) is accepted.
+
+  Returns:
+    The sizes, in order.
+
+  Raises:
+    ConfigError: a part that is not a positive integer, not `count` parts, or '' when not `allow_empty`.
+  """
+  if not text.strip() and allow_empty:
+    return ()
+  parts = [part.strip() for part in text.split("-")]
+  if not all(part.isdigit() and int(part) > 0 for part in parts) or (count is not None and len(parts) != count):
+    pattern = "A-B" if count == 2 else "A-B-..."
+    raise ConfigError(f"{key}={text!r}; give {what} as {pattern}, e.g. {example}")
+  return tuple(int(part) for part in parts)
+
+
 def base_config() -> ml_collections.ConfigDict:
   """Defaults shared by every experiment; experiment files override what they need."""
   c = ml_collections.ConfigDict()

@@ -35,7 +35,8 @@ def get_config(arg: str | None = None):
   config.task = "localization"
   config.dataset.name = "digit_localization"
   config.model.name = args.model
-  widths = tuple(int(w) for w in args.widths.split("-") if w.strip()) or NARROW_WIDTHS.get(args.model, ())
+  widths = (common.parse_sizes("widths", args.widths, "the backbone's stage widths", "16-32-64-64")
+            or NARROW_WIDTHS.get(args.model, ()))
   if args.model == "simple_cnn":
     config.model.dropout = 0.1
     config.model.kwargs = ml_collections.ConfigDict({"widths": widths, "hidden_units": 256})
@@ -48,7 +49,7 @@ def get_config(arg: str | None = None):
       "crop_jitter": 0.1})
   if args.crop:
     config.localization.crop_kwargs = ml_collections.ConfigDict(
-        {"widths": tuple(int(w) for w in args.crop_widths.split("-") if w.strip())})
+        {"widths": common.parse_sizes("crop_widths", args.crop_widths, "the crop classifier's widths", "32-64-128")})
   config.num_train_steps = args.steps
   config.input.batch_size = args.batch
   config.input.eval_batch_size = 500

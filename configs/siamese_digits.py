@@ -174,10 +174,7 @@ def simple_cnn_sizes(model: str, widths: str, hidden: int) -> dict:
                       "sizes: drop them or use model=simple_cnn")
   sizes = {}
   if widths:
-    parts = widths.split("-")
-    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
-      raise ConfigError(f"widths={widths!r}; give the channels of simple_cnn's two conv pairs as A-B, e.g. 64-128")
-    sizes["widths"] = tuple(int(p) for p in parts)
+    sizes["widths"] = common.parse_sizes("widths", widths, "the channels of simple_cnn's two conv pairs", "64-128", 2)
   if hidden:
     if hidden < 1:
       raise ConfigError(f"hidden={hidden} dense units; use a positive count (e.g. 256) or 0 for simple_cnn's 512")

@@ -40,7 +40,9 @@ def get_config(arg: str | None = None):
   config.task = "sliding_window"
   config.dataset.name = "digit_scenes"
   config.model.name = "window_classifier"  # the task's own model (vision_jax/models/detectors/sliding_window.py)
-  config.model.kwargs = ml_collections.ConfigDict({"widths": tuple(int(w) for w in args.widths.split("-")),
+  widths = common.parse_sizes("widths", args.widths, "the window classifier's conv widths", "16-32",
+                              allow_empty=False)
+  config.model.kwargs = ml_collections.ConfigDict({"widths": widths,
                                                    "hidden": args.hidden, "context": args.context,
                                                    "iou_output": args.iou})
   config.sliding_window = ml_collections.ConfigDict({
