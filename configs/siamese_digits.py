@@ -27,7 +27,9 @@ lr, seed, smoke, match (`embedding.match`: prototype, or local: conv maps matche
 `_transductive`: the episode's unlabelled queries refine the prototypes, of the evaluated features or, with
 match=local, of the conv maps, hole prior included), shape (moment-based shape normalisation of every training and
 evaluation image, added to `input.preprocess`: deskew removes each image's slant and centres its ink; moments also
-scales both axes to the same ink spread, `vision_jax.data.augment.deform.moment_maps`; '' none, the default), holes
+scales both axes to the same ink spread, `vision_jax.data.augment.deform.moment_maps`; '' none, the default), spread
+(shape=moments only: that ink spread, the standard deviation of the ink along each axis as a fraction of the
+image side; 0 keeps `moment_norm`'s 0.16; the digits recipe takes 0.22, session 48), holes
 (`embedding.holes`: episode and gallery scores lose that weight x the L1 distance of the images' hole descriptors, a
 topological prior of line drawings, `vision_jax.evaluation.hole_prior`; 0: off), hole_descriptor
 (`embedding.hole_descriptor`: binary, a loop in the top / bottom half or not; graded, the fraction of 5 ink thresholds
@@ -68,7 +70,8 @@ AUGMENTS = {"crop": "pad_crop(pad=2)", "none": "",
             "strong": "stroke(p=0.6)|elastic(alpha=8, sigma=3, p=0.5)|affine(degrees=15, translate=(0.1, 0.1), "
                       "scale=(0.8, 1.2), shear=(15, 15))|cutout(size=8, p=0.5)"}
 FEATURES = ("head", "backbone", "conv")
-SHAPE_NORMS = {"deskew": "deskew", "moments": "moment_norm(spread=0.16, max_stretch=2.0)"}
+SHAPE_NORMS = {"deskew": "deskew", "moments": "moment_norm(spread={spread}, max_stretch=2.0)"}
+DEFAULT_SPREAD = 0.16  # moment_norm's own default
 DATASETS = {"digits": ("mnist_embedded", "normalize(mean=0.1307, std=0.3081)"),
             "fashion": ("fashion_mnist_embedded", "normalize(mean=0.286, std=0.353)")}
 PAIR_LOSSES = ("pair_bce",)
@@ -116,13 +119,18 @@ def get_config(arg: str | None = None):
                           scale=1.0, augment="affine", head=True, blocks=4, center=False, lr=1e-3, seed=0, smoke=False,
                           features="conv", eval_metric="", temperature=0.2, instance=0.0, glyphs=0, pool=0,
                           jitter=0.06, strokes=4, match="prototype", radius=1, refine=0, shape="", holes=0.0,
-                          hole_descriptor="binary", views=1, power=1.0, widths="", hidden=0)
+                          hole_descriptor="binary", views=1, power=1.0, widths="", hidden=0, spread=0.0)
   if args.dataset not in DATASETS:
     raise ConfigError(f"dataset={args.dataset!r}; use one of {', '.join(DATASETS)}")
   if args.augment not in AUGMENTS:
     raise ConfigError(f"augment={args.augment!r}; use one of {', '.join(AUGMENTS)}")
   if args.shape and args.shape not in SHAPE_NORMS:
     raise ConfigError(f"shape={args.shape!r}; use one of {', '.join(SHAPE_NORMS)}, or leave it empty for none")
+  if args.spread and args.shape != "moments":
+    raise ConfigError(f"spread={args.spread} sets the ink spread of shape=moments; add shape=moments or drop spread")
+  if args.spread < 0:
+    raise ConfigError(f"spread={args.spread}; pass the ink's spread as a fraction of the image side (e.g. spread=0.22), "
+                      "or 0 for the default 0.16")
   if any(name not in FEATURES for name in args.features.split("+")):
     raise ConfigError(f"features={args.features!r}; use one of {', '.join(FEATURES)} or several joined by + (e.g. "
                       "conv+backbone)")
@@ -135,7 +143,7 @@ def get_config(arg: str | None = None):
   config.input.eval_batch_size = 500
   config.input.augment = AUGMENTS[args.augment]
   if args.shape:  # moment-based shape normalisation of every image, training and evaluation
-    config.input.preprocess += "|" + SHAPE_NORMS[args.shape]
+    config.input.preprocess += "|" + SHAPE_NORMS[args.shape].format(spread=args.spread or DEFAULT_SPREAD)
   config.input.normalize = DATASETS[args.dataset][1]
   config.log_every_steps = 100
   config.model.batch_norm = "on" if args.bn else ""

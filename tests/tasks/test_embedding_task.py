@@ -97,6 +97,8 @@ def test_prototypical_episodes_use_the_configured_group_size(batch):
 @pytest.mark.parametrize("args,fix", [("augment=blur", "augment='blur'; use one of crop"),
                                       ("head=false", "use model=conv4"),
                                       ("shape=slant", "shape='slant'; use one of deskew, moments"),
+                                      ("spread=0.2", "spread=0.2 sets the ink spread of shape=moments; add"),
+                                      ("shape=moments,spread=-0.1", "pass the ink's spread as a fraction"),
                                       ("steps=0", "steps=0 trains nothing; pass steps=1 or more"),
                                       ("k=0", "k=0 examples per class; pass k=2 or more"),
                                       ("margin=-1", "embedding.margin=-1.0 must be >= 0"),
@@ -109,6 +111,12 @@ def test_config_argument_errors_name_the_fix(args, fix):
   with pytest.raises(ConfigError) as error:
     tasks.get(in_process.load_config(f"configs/siamese_digits.py:{args},smoke"), SPEC)
   assert fix in str(error.value) and "\n" not in str(error.value)
+
+
+def test_spread_sets_the_moment_normalisation_ink_spread():
+  preprocess = lambda arg: in_process.load_config(f"configs/siamese_digits.py:{arg},smoke").input.preprocess
+  assert preprocess("shape=moments,spread=0.22").endswith("moment_norm(spread=0.22, max_stretch=2.0)")
+  assert preprocess("shape=moments").endswith("moment_norm(spread=0.16, max_stretch=2.0)")
 
 
 @pytest.mark.parametrize("shape,op", [("deskew", "deskew"), ("moments", "moment_norm")])
