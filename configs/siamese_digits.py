@@ -44,15 +44,17 @@ Evaluation and checkpoints at half and all steps.
 Defaults (session 26): simple_cnn + batch norm, batch_all on P x K = 20 x 5, 64-d L2-normalised embeddings, affine
 augmentation, no rotated classes, evaluation on the flattened conv maps (features=conv), which scored about 10
 points of held-out 5-way 1-shot accuracy above the embedding itself in the diagnostics.
-Best held-out 5-way 1-shot so far (session 42, seed 0, 1,000 episodes; targets 95% / 75% missed): digits 92.2% with
-`loss=supcon,steps=800,eval_metric=cosine,glyphs=20,features=backbone,shape=moments,holes=0.15,hole_descriptor=graded`
-(503 s on 2 cores; 91.4% with the binary hole prior at holes=0.1, 88.4% without the hole prior, 84.6% without shape
-normalisation either); Fashion-MNIST 73.2% (session 34) with
+Best held-out 5-way 1-shot so far (seed 0, 1,000 episodes; targets 95% / 75% missed): digits 93.1% (session 48) with
+`loss=supcon,steps=800,eval_metric=cosine,glyphs=20,features=backbone,shape=moments,spread=0.22,holes=0.15,`
+`hole_descriptor=graded` (369 s on 2 cores; 92.2% at the default spread 0.16, session 42; 91.4% with the binary hole
+prior at holes=0.1, 88.4% without the hole prior, 84.6% without shape normalisation either); Fashion-MNIST 73.2%
+(session 34) with
 `loss=semi_hard,dataset=fashion,steps=400,eval_metric=cosine,match=local,radius=0,views=32,power=0.5` (125 s; 72.8%
 without the power transform; batch_all 72.3%; 69.7% / 69.3% for batch_all / semi_hard without the support views;
 glyphs, filled-silhouette classes, shape normalisation and the hole prior do not help garments; trained on all ten
-classes, held-out ones included, the recipe scores 77.5%). Transductive, reported apart (`refine=3`): digits 95.9%
-(95.5% with the binary prior), Fashion 76.2% from the same two runs (batch_all 76.4%). README has the four-loss table.
+classes, held-out ones included, the recipe scores 77.5%). Transductive, reported apart (`refine=3`): digits 96.5%
+(95.9% at spread 0.16, 95.5% with the binary prior), Fashion 76.2% from the same two runs (batch_all 76.4%). README
+has the four-loss table.
 
 Held-out classes: the training split keeps classes 0-4 (`dataset.classes`) and the evaluation split the held-out
 classes 5-9 (`dataset.eval_classes`, relabelled 0-4; `vision_jax.data.subsets`), so no held-out image reaches
@@ -129,8 +131,8 @@ def get_config(arg: str | None = None):
   if args.spread and args.shape != "moments":
     raise ConfigError(f"spread={args.spread} sets the ink spread of shape=moments; add shape=moments or drop spread")
   if args.spread < 0:
-    raise ConfigError(f"spread={args.spread}; pass the ink's spread as a fraction of the image side (e.g. spread=0.22), "
-                      "or 0 for the default 0.16")
+    raise ConfigError(f"spread={args.spread}; pass the ink's spread as a fraction of the image side "
+                      "(e.g. spread=0.22), or 0 for the default 0.16")
   if any(name not in FEATURES for name in args.features.split("+")):
     raise ConfigError(f"features={args.features!r}; use one of {', '.join(FEATURES)} or several joined by + (e.g. "
                       "conv+backbone)")
