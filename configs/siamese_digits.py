@@ -62,7 +62,10 @@ training at all. Training batches: the triplet and contrastive losses use the ba
 the pairs sampler (half of the pairs same-class) only for pair_bce; contrastive takes every pair of a P x K batch.
 """
 
+import inspect
+
 from vision_jax.configs import common
+from vision_jax.data.augment import deform
 from vision_jax.errors import ConfigError
 from vision_jax.tasks.embedding import defaults
 
@@ -73,7 +76,7 @@ AUGMENTS = {"crop": "pad_crop(pad=2)", "none": "",
                       "scale=(0.8, 1.2), shear=(15, 15))|cutout(size=8, p=0.5)"}
 FEATURES = ("head", "backbone", "conv")
 SHAPE_NORMS = {"deskew": "deskew", "moments": "moment_norm(spread={spread}, max_stretch=2.0)"}
-DEFAULT_SPREAD = 0.16  # moment_norm's own default
+DEFAULT_SPREAD = inspect.signature(deform.moment_norm).parameters["spread"].default  # what spread=0 keeps
 DATASETS = {"digits": ("mnist_embedded", "normalize(mean=0.1307, std=0.3081)"),
             "fashion": ("fashion_mnist_embedded", "normalize(mean=0.286, std=0.353)")}
 PAIR_LOSSES = ("pair_bce",)
@@ -132,7 +135,7 @@ def get_config(arg: str | None = None):
     raise ConfigError(f"spread={args.spread} sets the ink spread of shape=moments; add shape=moments or drop spread")
   if args.spread < 0:
     raise ConfigError(f"spread={args.spread}; pass the ink's spread as a fraction of the image side "
-                      "(e.g. spread=0.22), or 0 for the default 0.16")
+                      f"(e.g. spread=0.22), or 0 for the default {DEFAULT_SPREAD}")
   if any(name not in FEATURES for name in args.features.split("+")):
     raise ConfigError(f"features={args.features!r}; use one of {', '.join(FEATURES)} or several joined by + (e.g. "
                       "conv+backbone)")
