@@ -62,8 +62,6 @@ training at all. Training batches: the triplet and contrastive losses use the ba
 the pairs sampler (half of the pairs same-class) only for pair_bce; contrastive takes every pair of a P x K batch.
 """
 
-import inspect
-
 from vision_jax.configs import common
 from vision_jax.data.augment import deform
 from vision_jax.errors import ConfigError
@@ -76,7 +74,7 @@ AUGMENTS = {"crop": "pad_crop(pad=2)", "none": "",
                       "scale=(0.8, 1.2), shear=(15, 15))|cutout(size=8, p=0.5)"}
 FEATURES = ("head", "backbone", "conv")
 SHAPE_NORMS = {"deskew": "deskew", "moments": "moment_norm(spread={spread}, max_stretch=2.0)"}
-DEFAULT_SPREAD = inspect.signature(deform.moment_norm).parameters["spread"].default  # what spread=0 keeps
+DEFAULT_SPREAD = deform.MOMENT_SPREAD  # what spread=0 keeps
 DATASETS = {"digits": ("mnist_embedded", "normalize(mean=0.1307, std=0.3081)"),
             "fashion": ("fashion_mnist_embedded", "normalize(mean=0.286, std=0.353)")}
 PAIR_LOSSES = ("pair_bce",)

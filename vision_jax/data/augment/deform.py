@@ -215,8 +215,11 @@ def deskew(center: bool = True) -> Op:
   return lambda rng, sample: warp_sample(sample, moment_maps(sample.images, bool(center)))
 
 
+MOMENT_SPREAD = 0.16  # moment_norm's default ink spread (a fraction of the image side)
+
+
 @register("moment_norm")
-def moment_norm(spread: float = 0.16, max_stretch: float = 2.0) -> Op:
+def moment_norm(spread: float = MOMENT_SPREAD, max_stretch: float = 2.0) -> Op:
   """`deskew` plus scaling of each axis to the same relative ink spread (`moment_maps`; 0.16 of the side is 4.5
   pixels of 28, about MNIST's typical vertical spread). Deterministic: put it in `input.preprocess`."""
   if spread <= 0 or max_stretch < 1:
