@@ -5,13 +5,14 @@ traceback. Library code raises it (or a subclass) for bad input: unknown names, 
 image shapes, invalid boxes, mismatched checkpoints. The message names the problem and the fix.
 `os_error_line` does the same for OS errors of the user's environment (permissions, full or read-only disks);
 `os_errors_name` gives such an error raised without a path (a full disk met by a buffered write) the place it
-happened in.
+happened in; `close_all` closes every file of a run even when closing one of them fails.
 """
 
 import contextlib
 import errno
 import os
 import re
+from typing import Callable
 
 
 class UserError(Exception):
@@ -62,6 +63,23 @@ def os_errors_name(path: str):
     if error.filename is None and error.errno is not None:
       raise OSError(error.errno, error.strerror or os.strerror(error.errno), path) from error
     raise
+
+
+def close_all(*closers: Callable[[], None]) -> None:
+  """Calls every closer in turn (e.g. a run's progress line, checkpointer and metric writer), each even when one
+  before it failed (a full disk), so that no file stays open; then raises the first failure.
+
+  Args:
+    closers: functions of no argument, called in this order.
+  """
+  first = None
+  for close in closers:
+    try:
+      close()
+    except BaseException as error:  # pylint: disable=broad-except
+      first = first or error
+  if first is not None:
+    raise first
 
 
 def os_error_line(error: BaseException) -> str | None:

@@ -22,7 +22,7 @@ import ml_collections
 import numpy as np
 
 from vision_jax.data import datasets
-from vision_jax.errors import ConfigError, os_errors_name
+from vision_jax.errors import ConfigError, close_all, os_errors_name
 from vision_jax.train_lib import callbacks as callbacks_lib
 from vision_jax.train_lib import parallel, run_lock, setup as setup_lib, writers
 from vision_jax.train_lib.preemption import StopRequests
@@ -185,9 +185,7 @@ def _resume_and_train(config: ml_collections.ConfigDict, workdir: str, s: setup_
       if not last_eval and stop_reason != "preempted":
         last_eval = setup_lib.run_evaluation(s, eval_step, state)
   finally:
-    progress.close()
-    s.checkpointer.close()
-    writer.close()
+    close_all(progress.close, s.checkpointer.close, writer.close)
 
   # 5. Wrap-up.
   if is_chief:

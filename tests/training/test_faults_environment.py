@@ -14,16 +14,17 @@ import time
 import jax
 import numpy as np
 import pytest
+import orbax.checkpoint as ocp
 from PIL import Image
 
 from tests.training import harness
 from tests.training.test_faults import STEPS, assert_identical, config, copy_of, trained_reference
 from vision_jax import train
 from vision_jax.data.formats import images as image_files
-from vision_jax.errors import DataError, UserError, os_error_line, os_errors_name
+from vision_jax.errors import DataError, UserError, close_all, os_error_line, os_errors_name
 from vision_jax.tasks import classification_eval
 from vision_jax.train_lib import writers
-from vision_jax.train_lib.checkpoint import load_state_arrays
+from vision_jax.train_lib.checkpoint import Checkpointer, load_state_arrays
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -104,6 +105,55 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_resumes_identically(refer
   summary = train.train_and_evaluate(config(data_dir), str(tmp_path / "moved"))
   assert summary["steps"] == STEPS
   assert_identical(str(tmp_path / "moved"), reference)
+
+
+def files_open_under(path):
+  """The files this process holds open below `path` (from /proc/self/fd)."""
+  found = []
+  for fd in os.listdir("/proc/self/fd"):
+    with contextlib.suppress(OSError):  # the directory's own descriptor closes while it is listed
+      target = os.readlink(f"/proc/self/fd/{fd}")
+      if target.startswith(str(path) + os.sep):
+        found.append(target)
+  return found
+
+
+def test_a_failing_checkpoint_save_still_closes_every_file_of_the_run(data_dir, tmp_path, monkeypatch):
+  """A save that fails while the run closes (a full disk under orbax's background writer) raised from the
+  checkpointer before the metric writer was closed, so metrics.csv and the TensorBoard file stayed open: on a
+  full tmpfs `umount` then found the target busy. Every closer runs now, and the save's error is the one raised."""
+  released, close_manager = [], ocp.CheckpointManager.close
+
+  def recorded_close(manager):  # the real close: it also waits for the save still in flight
+    released.append(manager.directory.name)
+    close_manager(manager)
+  monkeypatch.setattr(ocp.CheckpointManager, "close", recorded_close)
+
+  def full_disk(checkpointer):
+    raise OSError(errno.ENOSPC, "No space left on device", os.path.join(checkpointer.workdir, "checkpoints"))
+  monkeypatch.setattr(Checkpointer, "wait", full_disk)
+  workdir = tmp_path / "run"
+  with pytest.raises(OSError) as error:
+    train.train_and_evaluate(config(data_dir), str(workdir))
+  assert os_error_line(error.value).startswith(f"{workdir}/checkpoints: No space left on device")
+  assert files_open_under(workdir) == []
+  assert sorted(released) == ["best", "checkpoints"]
+  assert ",train,loss," in (workdir / "metrics.csv").read_text()  # rows logged before the failure reached the disk
+
+
+def test_close_all_runs_every_closer_and_raises_the_first_failure():
+  calls = []
+
+  def failing(name):
+    def close():
+      calls.append(name)
+      raise OSError(errno.ENOSPC, "No space left on device", name)
+    return close
+  with pytest.raises(OSError) as error:
+    close_all(lambda: calls.append("progress"), failing("checkpoints"), failing("metrics.csv"))
+  assert calls == ["progress", "checkpoints", "metrics.csv"] and error.value.filename == "checkpoints"
+  close_all(lambda: calls.append("again"))  # nothing fails: nothing raised
+  assert calls[-1] == "again"
 
 
 def test_a_full_disk_met_by_buffered_writes_names_the_file(tmp_path):

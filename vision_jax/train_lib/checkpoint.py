@@ -31,7 +31,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 
-from vision_jax.errors import CheckpointError, ConfigError, os_errors_name
+from vision_jax.errors import CheckpointError, ConfigError, close_all, os_errors_name
 from vision_jax.train_lib.state import STATE_FORMAT
 
 _ITEMS = ("state", "meta")
@@ -273,14 +273,12 @@ class Checkpointer:
         self.best.wait_until_finished()
 
   def close(self) -> None:
-    """Finishes pending saves and releases the managers (again: nothing)."""
+    """Finishes pending saves and releases the managers (again: nothing). Both managers are released even when a
+    pending save fails (a full disk), and that save's error is the one raised."""
     if self._closed:
       return
     self._closed = True
-    self.wait()
-    self.latest.close()
-    if self.best is not None:
-      self.best.close()
+    close_all(self.wait, self.latest.close, *([self.best.close] if self.best is not None else []))
 
 
 def _first_line(error: Exception) -> str:

@@ -39,7 +39,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from vision_jax.errors import ConfigError
+from vision_jax.errors import ConfigError, close_all
 from vision_jax.tasks import input_problem
 from vision_jax.train_lib import optim, parallel, setup as setup_lib, writers
 from vision_jax.train_lib.checkpoint import Checkpointer, run_identity
@@ -240,9 +240,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                            "same command to resume")
           break
   finally:
-    progress.close()
-    checkpointer.close()
-    writer.close()
+    close_all(progress.close, checkpointer.close, writer.close)
 
   # 5. Wrap-up: the loss of the final image (the logged losses are those before each update).
   final_rng = jax.random.fold_in(state.rng, state.step)
