@@ -22,7 +22,7 @@ from tests.training.test_faults import STEPS, assert_identical, config, copy_of,
 from vision_jax import train
 from vision_jax.data.formats import images as image_files
 from vision_jax.errors import DataError, UserError, close_all, os_error_line, os_errors_name
-from vision_jax.tasks import classification_eval
+from vision_jax.tasks import classification_eval, gan_eval
 from vision_jax.train_lib import writers
 from vision_jax.train_lib.checkpoint import Checkpointer, load_state_arrays
 
@@ -139,6 +139,17 @@ def test_a_failing_checkpoint_save_still_closes_every_file_of_the_run(data_dir, 
   assert files_open_under(workdir) == []
   assert sorted(released) == ["best", "checkpoints"]
   assert ",train,loss," in (workdir / "metrics.csv").read_text()  # rows logged before the failure reached the disk
+
+
+def test_a_failing_image_summary_closes_its_event_file(tmp_path, monkeypatch):
+  from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
+
+  def full_disk(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+  monkeypatch.setattr(SummaryWriter, "add_image", full_disk)
+  with pytest.raises(OSError):
+    gan_eval._write_tensorboard_images(str(tmp_path), 1, {"samples": np.zeros((8, 8, 3), np.uint8)})
+  assert files_open_under(tmp_path) == []
 
 
 def test_close_all_runs_every_closer_and_raises_the_first_failure():

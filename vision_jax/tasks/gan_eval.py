@@ -3,6 +3,7 @@ the conditional accuracy, and the sample pictures (grid of fixed latents, latent
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any, Callable, Mapping
 
@@ -112,10 +113,9 @@ def write_pictures(workdir: str, step: int, sample_fn: Callable[..., jax.Array],
 def _write_tensorboard_images(workdir: str, step: int, pictures: Mapping[str, np.ndarray]) -> None:
   """Adds the pictures to the run's TensorBoard directory (a separate event file next to the scalars')."""
   from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
-  writer = SummaryWriter(os.path.join(workdir, "tensorboard"), filename_suffix=".images")
-  for name, picture in pictures.items():
-    writer.add_image(f"gan/{name}", picture if picture.ndim == 3 else picture[..., None], step, dataformats="HWC")
-  writer.close()
+  with contextlib.closing(SummaryWriter(os.path.join(workdir, "tensorboard"), filename_suffix=".images")) as writer:
+    for name, picture in pictures.items():
+      writer.add_image(f"gan/{name}", picture if picture.ndim == 3 else picture[..., None], step, dataformats="HWC")
 
 
 def picture_paths(workdir: str) -> dict[str, str]:

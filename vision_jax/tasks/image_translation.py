@@ -33,6 +33,7 @@ discriminator_features, num_blocks, dropout, feature_net ("" | a feature network
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any, Mapping
 
@@ -342,10 +343,9 @@ class ImageTranslationTask(base.Task):
     for path in paths:
       Image.fromarray(picture).save(path)
     from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
-    writer = SummaryWriter(os.path.join(workdir, "tensorboard"), filename_suffix=".images")
-    writer.add_image("translation/triplets", picture if picture.ndim == 3 else picture[..., None], step,
-                     dataformats="HWC")
-    writer.close()
+    with contextlib.closing(SummaryWriter(os.path.join(workdir, "tensorboard"), filename_suffix=".images")) as writer:
+      writer.add_image("translation/triplets", picture if picture.ndim == 3 else picture[..., None], step,
+                       dataformats="HWC")
     return paths
 
   def write_reports(self, workdir: str, metrics: Mapping[str, Any], summary: dict[str, Any]) -> list[str]:
