@@ -148,7 +148,7 @@ def test_a_failing_image_summary_closes_its_event_file(tmp_path, monkeypatch):
     raise OSError(errno.ENOSPC, "No space left on device")
   monkeypatch.setattr(SummaryWriter, "add_image", full_disk)
   with pytest.raises(OSError):
-    gan_eval._write_tensorboard_images(str(tmp_path), 1, {"samples": np.zeros((8, 8, 3), np.uint8)})
+    gan_eval.write_tensorboard_images(str(tmp_path), 1, {"gan/samples": np.zeros((8, 8, 3), np.uint8)})
   assert files_open_under(tmp_path) == []
 
 

@@ -106,16 +106,23 @@ def write_pictures(workdir: str, step: int, sample_fn: Callable[..., jax.Array],
     for path in (os.path.join(workdir, name), os.path.join(workdir, "samples", f"{name[:-4]}_{step:07d}.png")):
       Image.fromarray(picture).save(path)
       paths.append(path)
-  _write_tensorboard_images(workdir, step, {"samples": grid, "interpolation": strip})
+  write_tensorboard_images(workdir, step, {"gan/samples": grid, "gan/interpolation": strip})
   return paths
 
 
-def _write_tensorboard_images(workdir: str, step: int, pictures: Mapping[str, np.ndarray]) -> None:
-  """Adds the pictures to the run's TensorBoard directory (a separate event file next to the scalars')."""
+def write_tensorboard_images(workdir: str, step: int, pictures: Mapping[str, np.ndarray]) -> None:
+  """Adds pictures to the run's TensorBoard directory, in a separate event file next to the scalars'. The file is
+  closed even when a write fails (a full disk).
+
+  Args:
+    workdir: the run's directory.
+    step: the training step the pictures are tagged with.
+    pictures: TensorBoard tag -> uint8 picture, [H, W, C] or [H, W].
+  """
   from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
   with contextlib.closing(SummaryWriter(os.path.join(workdir, "tensorboard"), filename_suffix=".images")) as writer:
-    for name, picture in pictures.items():
-      writer.add_image(f"gan/{name}", picture if picture.ndim == 3 else picture[..., None], step, dataformats="HWC")
+    for tag, picture in pictures.items():
+      writer.add_image(tag, picture if picture.ndim == 3 else picture[..., None], step, dataformats="HWC")
 
 
 def picture_paths(workdir: str) -> dict[str, str]:

@@ -33,7 +33,6 @@ discriminator_features, num_blocks, dropout, feature_net ("" | a feature network
 
 from __future__ import annotations
 
-import contextlib
 import os
 from typing import Any, Mapping
 
@@ -342,10 +341,7 @@ class ImageTranslationTask(base.Task):
              os.path.join(workdir, "samples", f"translations_{step:07d}.png")]
     for path in paths:
       Image.fromarray(picture).save(path)
-    from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
-    with contextlib.closing(SummaryWriter(os.path.join(workdir, "tensorboard"), filename_suffix=".images")) as writer:
-      writer.add_image("translation/triplets", picture if picture.ndim == 3 else picture[..., None], step,
-                       dataformats="HWC")
+    gan_eval.write_tensorboard_images(workdir, step, {"translation/triplets": picture})
     return paths
 
   def write_reports(self, workdir: str, metrics: Mapping[str, Any], summary: dict[str, Any]) -> list[str]:
