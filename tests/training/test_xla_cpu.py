@@ -119,7 +119,6 @@ def test_eval_mode_batch_norm_and_init_are_untouched():
     eval_jaxpr = str(jax.make_jaxpr(lambda v: model.apply(v, images, train=False))(variables))
     train_jaxpr = str(jax.make_jaxpr(
         lambda v: model.apply(v, images, train=True, mutable=["batch_stats"]))(variables))
-  for a, b in zip(jax.tree_util.tree_leaves(variables), jax.tree_util.tree_leaves(plain_variables)):
-    np.testing.assert_array_equal(a, b)
+  jax.tree.map(np.testing.assert_array_equal, variables, plain_variables)  # same tree structure, same values
   assert "_channel_sum" not in eval_jaxpr and "_channel_sum" in train_jaxpr
   np.testing.assert_allclose(ours, model.apply(variables, images, train=False), rtol=1e-5, atol=1e-6)
