@@ -1,10 +1,48 @@
-"""Shared test setup: CPU only, a per-session TFDS data dir with the embedded MNIST prepared once."""
+"""Shared test setup: CPU only, a per-session TFDS data dir with the embedded MNIST prepared once, and one
+persistent XLA compilation cache shared by the run's workers and the `python -m vision_jax.main` subprocesses
+they start (many tests compile the same train steps; on a 2-core machine compiling is most of their time)."""
 
 import os
+import shutil
+import sys
+import tempfile
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import pytest  # noqa: E402
+
+_CACHE_ENV = "JAX_COMPILATION_CACHE_DIR"
+_OWNED_CACHE: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+  """In the controlling process, point JAX at a fresh compilation cache (inherited by workers and subprocesses).
+
+  Left alone when the caller set `JAX_COMPILATION_CACHE_DIR` or `VISION_JAX_TEST_COMPILE_CACHE=0`. The size
+  bound turns on JAX's file lock, so processes compiling the same program at once never read a half-written entry.
+  """
+  if hasattr(config, "workerinput") or _CACHE_ENV in os.environ:
+    return
+  if os.environ.get("VISION_JAX_TEST_COMPILE_CACHE", "1") == "0":
+    return
+  path = tempfile.mkdtemp(prefix="vision_jax_test_xla_cache_")
+  _OWNED_CACHE.append(path)
+  os.environ[_CACHE_ENV] = path
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
+  os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(16 << 30))
+  if "jax" in sys.modules:  # imported before this hook (a plugin): its config has read the environment already
+    jax = sys.modules["jax"]
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs",
+                      float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
+    jax.config.update("jax_compilation_cache_max_size", int(os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"]))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+  """Removes the cache this process made."""
+  del config
+  while _OWNED_CACHE:
+    shutil.rmtree(_OWNED_CACHE.pop(), ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
