@@ -1,6 +1,8 @@
-"""Shared test setup: CPU only, a per-session TFDS data dir with the embedded MNIST prepared once, and one
-persistent XLA compilation cache shared by the run's workers and the `python -m vision_jax.main` subprocesses
-they start (many tests compile the same train steps; on a 2-core machine compiling is most of their time)."""
+"""Shared test setup: CPU only, a per-session TFDS data dir with the embedded MNIST prepared once, and cheaper
+XLA compiles, since on a 2-core machine compiling is most of the suite's time: LLVM's optimisation level 0 (the
+test shapes are tiny, so the slower code costs little; it changes no floating-point semantics) and one persistent
+compilation cache shared by the run's workers and the `python -m vision_jax.main` subprocesses they start (many
+tests compile the same train steps)."""
 
 import os
 import shutil
@@ -16,12 +18,18 @@ _OWNED_CACHE: list[str] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
-  """In the controlling process, point JAX at a fresh compilation cache (inherited by workers and subprocesses).
+  """In the controlling process, set the compile options (inherited by the workers and their subprocesses).
 
-  Left alone when the caller set `JAX_COMPILATION_CACHE_DIR` or `VISION_JAX_TEST_COMPILE_CACHE=0`. The size
-  bound turns on JAX's file lock, so processes compiling the same program at once never read a half-written entry.
+  An `--xla_backend_optimization_level` the caller put in `XLA_FLAGS` is kept (set it to 2 to test fully optimised
+  code). The cache is left alone when the caller set `JAX_COMPILATION_CACHE_DIR` or `VISION_JAX_TEST_COMPILE_CACHE=0`;
+  its size bound turns on JAX's file lock, so processes compiling one program at once never read a half-written entry.
   """
-  if hasattr(config, "workerinput") or _CACHE_ENV in os.environ:
+  if hasattr(config, "workerinput"):
+    return
+  xla_flags = os.environ.get("XLA_FLAGS", "")
+  if "--xla_backend_optimization_level" not in xla_flags:
+    os.environ["XLA_FLAGS"] = f"{xla_flags} --xla_backend_optimization_level=0".strip()
+  if _CACHE_ENV in os.environ:
     return
   if os.environ.get("VISION_JAX_TEST_COMPILE_CACHE", "1") == "0":
     return

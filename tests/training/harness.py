@@ -14,8 +14,9 @@ TINY = ["--config.log_every_steps=1", "--config.input.eval_batch_size=512"]
 
 def env(data_dir: str, devices: int = 1) -> dict[str, str]:
   out = dict(os.environ)
+  xla_flags = out.get("XLA_FLAGS", "")  # keeps the suite's compile options (tests/conftest.py)
   out.update(JAX_PLATFORMS="cpu", TFDS_DATA_DIR=data_dir, PYTHONUNBUFFERED="1",
-             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+             XLA_FLAGS=f"{xla_flags} --xla_force_host_platform_device_count={devices}".strip())
   return out
 
 
