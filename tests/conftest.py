@@ -7,7 +7,6 @@ a ResNet-18 output off by 0.03), which the suite catches."""
 
 import os
 import shutil
-import sys
 import tempfile
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -39,12 +38,6 @@ def pytest_configure(config: pytest.Config) -> None:
   os.environ[_CACHE_ENV] = path
   os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
   os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(16 << 30))
-  if "jax" in sys.modules:  # imported before this hook (a plugin): its config has read the environment already
-    jax = sys.modules["jax"]
-    jax.config.update("jax_compilation_cache_dir", path)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs",
-                      float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
-    jax.config.update("jax_compilation_cache_max_size", int(os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"]))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
