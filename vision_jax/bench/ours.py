@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -109,3 +110,35 @@ def bench_pipeline(batch: int, steps: int) -> dict[str, Any]:
   for _ in range(steps):
     next(batches)
   return {"pipeline_images_per_sec": batch * steps / (time.perf_counter() - t), "dataset": spec.name}
+
+
+def jit_train_step(fun: Callable[..., Any]) -> Callable[..., Any]:
+  """`fun`, a family's train step, jitted as the loop compiles one (`train_lib.setup.compile_train_step`).
+
+  It is traced under the XLA:CPU rewrites of `vision_jax.backends.cpu.rewrites` and compiled with their options, so
+  a family row times what `python -m vision_jax.main` runs. Both apply only on CPU, and `VISION_JAX_XLA_CPU_TUNING=0`
+  turns them off (a row without them).
+
+  Args:
+    fun: the step, `fun(*state) -> outputs`; plain JAX, any arguments.
+
+  Returns:
+    The jitted step.
+  """
+  from vision_jax.backends.cpu import rewrites as xla_cpu  # pylint: disable=g-import-not-at-top
+
+  tuned = xla_cpu.tuning_enabled()
+
+  def traced(*args: Any) -> Any:
+    with xla_cpu.train_step_rewrites(tuned):
+      return fun(*args)
+
+  return xla_cpu.jit_step(functools.wraps(fun)(traced), tuned)
+
+
+def jit_eval_step(fun: Callable[..., Any]) -> Callable[..., Any]:
+  """`fun`, a family's forward or predict step, jitted as the loop compiles its eval step (the XLA:CPU compiler
+  options on CPU, no rewrites; `train_lib.setup.compile_eval_step`)."""
+  from vision_jax.backends.cpu import rewrites as xla_cpu  # pylint: disable=g-import-not-at-top
+
+  return xla_cpu.jit_step(fun, xla_cpu.tuning_enabled())

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from vision_jax.bench import timing
+from vision_jax.bench import ours, timing
 
 BATCH, SIZE, CLASSES, KEYPOINTS, FEATURES = 32, 64, 10, 4, 256
 WIDTHS, HIDDEN = (16, 32), 256
@@ -50,12 +50,12 @@ def _window_speedup(steps: int) -> tuple[float, float]:
   scenes = np.random.default_rng(1).random((SCENES, SCENE_SIZE, SCENE_SIZE, 1), dtype=np.float32)
   scenes = jnp.asarray(np.pad(scenes, ((0, 0), (CONTEXT, CONTEXT), (CONTEXT, CONTEXT), (0, 0))))
 
-  @jax.jit
+  @ours.jit_eval_step
   def crop_loop(params, images):
     crops = sw.crops_at_stride(images, window=size)
     return model.apply({"params": params}, crops.reshape((-1,) + crops.shape[3:]))["logits"]
 
-  conv_form = jax.jit(lambda p, images: conv_model.apply({"params": p}, images)["logits"])
+  conv_form = ours.jit_eval_step(lambda p, images: conv_model.apply({"params": p}, images)["logits"])
   loop = timing.time_steps(lambda: crop_loop(params, scenes), jax.block_until_ready, 3, steps)
   conv = timing.time_steps(lambda: conv_form(conv_params, scenes), jax.block_until_ready, 3, steps)
   return loop["median_step_sec"], conv["median_step_sec"]
@@ -77,7 +77,7 @@ def _ours(steps: int) -> dict[str, Any]:
   state = [params, tx.init(params)]
   visible = jnp.ones((BATCH, KEYPOINTS, 1))
 
-  @jax.jit
+  @ours.jit_train_step
   def train_step(params, opt_state):
     def loss_fn(p):
       out = model.apply({"params": p}, batch["image"], train=True)
