@@ -62,33 +62,3 @@ def test_worker_prints_one_json_result(capsys):
   lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("BENCH_RESULT ")]
   assert len(lines) == 1 and '"train_images_per_sec"' in lines[0]
 
-
-def test_family_steps_compile_as_the_loop_does(monkeypatch):
-  # A family row's train step is traced under the loop's XLA:CPU rewrites (here: the batch norm's channel_stats
-  # reductions), and computes what the plain jitted step computes.
-  import flax.linen as nn  # pylint: disable=g-import-not-at-top
-  monkeypatch.delenv("VISION_JAX_XLA_CPU_TUNING", raising=False)
-
-  class Net(nn.Module):
-    @nn.compact
-    def __call__(self, x):
-      x = nn.relu(nn.BatchNorm(use_running_average=False)(nn.Conv(4, (3, 3))(x)))
-      return nn.Dense(3)(x.mean(axis=(1, 2)))
-
-  model, images = Net(), jax.random.normal(jax.random.PRNGKey(1), (4, 8, 8, 1))
-  variables = model.init(jax.random.PRNGKey(0), images)
-
-  def step(params, batch_stats):
-    def loss_fn(p):
-      out, updates = model.apply({"params": p, "batch_stats": batch_stats}, images, mutable=["batch_stats"])
-      return jax.numpy.sum(out ** 2), updates["batch_stats"]
-    (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    return grads, stats, loss
-
-  args = (variables["params"], variables["batch_stats"])
-  tuned, plain = ours.jit_train_step(step), jax.jit(step)
-  assert "_channel_sum" in str(tuned.trace(*args).jaxpr) and "_channel_sum" not in str(plain.trace(*args).jaxpr)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), tuned(*args), plain(*args))
-  forward = ours.jit_eval_step(lambda v: model.apply(v, images, mutable=["batch_stats"])[0])
-  np.testing.assert_allclose(forward(variables), model.apply(variables, images, mutable=["batch_stats"])[0],
-                             rtol=1e-5, atol=1e-6)

@@ -122,3 +122,33 @@ def test_eval_mode_batch_norm_and_init_are_untouched():
   jax.tree.map(np.testing.assert_array_equal, variables, plain_variables)  # same tree structure, same values
   assert "_channel_sum" not in eval_jaxpr and "_channel_sum" in train_jaxpr
   np.testing.assert_allclose(ours, model.apply(variables, images, train=False), rtol=1e-5, atol=1e-6)
+
+
+def test_jit_train_step_traces_under_the_rewrites(monkeypatch):
+  # The loop's and the bench's train steps are traced under the rewrites (here: the batch norm's channel_stats
+  # reductions) and compute what the plain jitted step computes.
+  monkeypatch.delenv("VISION_JAX_XLA_CPU_TUNING", raising=False)
+
+  class Net(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      x = nn.relu(nn.BatchNorm(use_running_average=False)(nn.Conv(4, (3, 3))(x)))
+      return nn.Dense(3)(x.mean(axis=(1, 2)))
+
+  model, images = Net(), jax.random.normal(jax.random.PRNGKey(1), (4, 8, 8, 1))
+  variables = model.init(jax.random.PRNGKey(0), images)
+
+  def step(params, batch_stats):
+    def loss_fn(p):
+      out, updates = model.apply({"params": p, "batch_stats": batch_stats}, images, mutable=["batch_stats"])
+      return jnp.sum(out ** 2), updates["batch_stats"]
+    (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    return grads, stats, loss
+
+  args = (variables["params"], variables["batch_stats"])
+  tuned, plain = xla_cpu.jit_train_step(step), jax.jit(step)
+  assert "_channel_sum" in str(tuned.trace(*args).jaxpr) and "_channel_sum" not in str(plain.trace(*args).jaxpr)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), tuned(*args), plain(*args))
+  forward = xla_cpu.jit_step(lambda v: model.apply(v, images, mutable=["batch_stats"])[0])
+  np.testing.assert_allclose(forward(variables), model.apply(variables, images, mutable=["batch_stats"])[0],
+                             rtol=1e-5, atol=1e-6)

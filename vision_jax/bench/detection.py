@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from vision_jax.bench import ours, timing
+from vision_jax.bench import timing
 
 BATCH, SIZE, CLASSES, TRUTHS = 2, 300, 21, 3
 WHAT = f"ssd300_vgg16 b{BATCH} {SIZE}x{SIZE}x3 {CLASSES} classes (loss incl. matching + hard negatives)"
@@ -31,6 +31,7 @@ def _batch() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _ours(steps: int) -> dict[str, Any]:
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  from vision_jax.backends.cpu import rewrites as xla_cpu  # pylint: disable=import-outside-toplevel
   import optax  # pylint: disable=import-outside-toplevel
   from vision_jax.losses.detection import ssd_loss  # pylint: disable=import-outside-toplevel
   from vision_jax.models.detectors.ssd import SSD300VGG16  # pylint: disable=import-outside-toplevel
@@ -43,7 +44,7 @@ def _ours(steps: int) -> dict[str, Any]:
   tx = optax.sgd(1e-3, momentum=0.9)
   opt_state = tx.init(params)
 
-  @ours.jit_train_step
+  @xla_cpu.jit_train_step
   def train_step(params, opt_state):
     def loss_fn(p):
       logits, regression = model.apply({"params": p}, images)
@@ -53,7 +54,7 @@ def _ours(steps: int) -> dict[str, Any]:
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, loss
 
-  forward = ours.jit_eval_step(lambda p: model.apply({"params": p}, images))
+  forward = xla_cpu.jit_step(lambda p: model.apply({"params": p}, images))
   return timing.jax_timings(train_step, [params, opt_state], lambda state: forward(state[0]), 2, steps)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from vision_jax.bench import ours, timing
+from vision_jax.bench import timing
 
 CLASSES, PER_CLASS, SIZE, EMBED, MARGIN = 10, 16, 28, 64, 0.2
 WHAT = f"siamese lenet5_relu emb{EMBED} batch-hard b{CLASSES * PER_CLASS} {SIZE}x{SIZE}x1"
@@ -28,6 +28,7 @@ def _batch() -> tuple[np.ndarray, np.ndarray]:
 def _ours(steps: int) -> dict[str, Any]:
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  from vision_jax.backends.cpu import rewrites as xla_cpu  # pylint: disable=import-outside-toplevel
   import optax  # pylint: disable=import-outside-toplevel
   from vision_jax import models  # pylint: disable=import-outside-toplevel
   from vision_jax.losses.metric import batch_hard_triplet_loss  # pylint: disable=import-outside-toplevel
@@ -38,7 +39,7 @@ def _ours(steps: int) -> dict[str, Any]:
   tx = optax.adam(1e-3)
   opt_state = tx.init(params)
 
-  @ours.jit_train_step
+  @xla_cpu.jit_train_step
   def train_step(params, opt_state):
     def loss_fn(p):
       return batch_hard_triplet_loss(model.apply({"params": p}, images, train=True), labels, MARGIN)
@@ -46,7 +47,7 @@ def _ours(steps: int) -> dict[str, Any]:
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, loss
 
-  embed = ours.jit_eval_step(lambda p: model.apply({"params": p}, images))
+  embed = xla_cpu.jit_step(lambda p: model.apply({"params": p}, images))
   return timing.jax_timings(train_step, [params, opt_state], lambda state: embed(state[0]), 3, steps)
 
 

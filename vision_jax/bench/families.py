@@ -10,8 +10,8 @@ for framework "ours" or "torch" (torch imported inside the function), returning 
     "unit":           what one example is ("images", "pairs", ...),
     "train_per_sec":  examples per second of the full train step (forward, backward, update; median of `steps`),
 and optionally "eval_per_sec", "compile_sec" and "note".
-Our side jits its train step with `ours.jit_train_step` and its forward or predict step with `ours.jit_eval_step`,
-so a row times what `python -m vision_jax.main` compiles (the XLA:CPU rewrites and options on CPU).
+Our side jits its train step with `backends.cpu.rewrites.jit_train_step` and its forward or predict step with
+`jit_step`, as the loop does, so a row times what `python -m vision_jax.main` compiles.
 """
 
 from __future__ import annotations

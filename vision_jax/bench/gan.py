@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from vision_jax.bench import ours, timing
+from vision_jax.bench import timing
 
 BATCH, SIZE, LATENT, WIDTH = 64, 28, 100, 32
 WHAT = f"dcgan w{WIDTH} z{LATENT} D+G step b{BATCH} {SIZE}x{SIZE}x1"
@@ -27,6 +27,7 @@ def _real() -> np.ndarray:
 def _ours(steps: int) -> dict[str, Any]:
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  from vision_jax.backends.cpu import rewrites as xla_cpu  # pylint: disable=import-outside-toplevel
   import optax  # pylint: disable=import-outside-toplevel
   from vision_jax.losses import adversarial  # pylint: disable=import-outside-toplevel
   from vision_jax.models import generative  # pylint: disable=import-outside-toplevel
@@ -39,7 +40,7 @@ def _ours(steps: int) -> dict[str, Any]:
   state = {"g": g_vars, "d": d_vars, "g_opt": tx.init(g_vars["params"]), "d_opt": tx.init(d_vars["params"]),
            "rng": jax.random.PRNGKey(2)}
 
-  @ours.jit_train_step
+  @xla_cpu.jit_train_step
   def train_step(state):
     rng, z_rng, z2_rng = jax.random.split(state["rng"], 3)
     fake, _ = g.apply(state["g"], jax.random.normal(z_rng, (BATCH, LATENT)), train=True, mutable=["batch_stats"])
@@ -66,7 +67,7 @@ def _ours(steps: int) -> dict[str, Any]:
     g_vars = {"params": optax.apply_updates(state["g"]["params"], updates), **g_stats}
     return {"g": g_vars, "d": d_vars, "g_opt": g_opt, "d_opt": d_opt, "rng": rng}
 
-  sample = ours.jit_eval_step(lambda v, z: g.apply(v, z))
+  sample = xla_cpu.jit_step(lambda v, z: g.apply(v, z))
   z = jnp.asarray(np.random.default_rng(1).normal(size=(BATCH, LATENT)), jnp.float32)
   holder = [state]
 

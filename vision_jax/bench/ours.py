@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import time
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -51,15 +50,13 @@ def bench_model(model: str, batch: int, resolution: int, channels: int, dtype: s
   rng = jax.random.PRNGKey(0)
   txs = {"model": tx}
   state = jax.jit(lambda: TrainState.create(task.init_variables(rng), txs, rng), out_shardings=replicated)()
-  apply_rewrites = xla_cpu.tuning_enabled(tuned)
 
   def train_body(state, batch_arrays):
-    with xla_cpu.train_step_rewrites(apply_rewrites):
-      state, metrics = task.train_step(state, batch_arrays, txs=txs)
+    state, metrics = task.train_step(state, batch_arrays, txs=txs)
     return state.replace(step=state.step + 1), metrics
 
-  train_step = xla_cpu.jit_step(train_body, tuned, in_shardings=(replicated, batch_sharded),
-                                out_shardings=(replicated, replicated), donate_argnums=0)
+  train_step = xla_cpu.jit_train_step(train_body, tuned, in_shardings=(replicated, batch_sharded),
+                                      out_shardings=(replicated, replicated), donate_argnums=0)
   eval_step = xla_cpu.jit_step(task.eval_step, tuned, in_shardings=(replicated, batch_sharded),
                                out_shardings=replicated)
   data_rng = np.random.default_rng(0)
@@ -111,34 +108,3 @@ def bench_pipeline(batch: int, steps: int) -> dict[str, Any]:
     next(batches)
   return {"pipeline_images_per_sec": batch * steps / (time.perf_counter() - t), "dataset": spec.name}
 
-
-def jit_train_step(fun: Callable[..., Any]) -> Callable[..., Any]:
-  """`fun`, a family's train step, jitted as the loop compiles one (`train_lib.setup.compile_train_step`).
-
-  It is traced under the XLA:CPU rewrites of `vision_jax.backends.cpu.rewrites` and compiled with their options, so
-  a family row times what `python -m vision_jax.main` runs. Both apply only on CPU, and `VISION_JAX_XLA_CPU_TUNING=0`
-  turns them off (a row without them).
-
-  Args:
-    fun: the step, `fun(*state) -> outputs`; plain JAX, any arguments.
-
-  Returns:
-    The jitted step.
-  """
-  from vision_jax.backends.cpu import rewrites as xla_cpu  # pylint: disable=g-import-not-at-top
-
-  tuned = xla_cpu.tuning_enabled()
-
-  def traced(*args: Any) -> Any:
-    with xla_cpu.train_step_rewrites(tuned):
-      return fun(*args)
-
-  return xla_cpu.jit_step(functools.wraps(fun)(traced), tuned)
-
-
-def jit_eval_step(fun: Callable[..., Any]) -> Callable[..., Any]:
-  """`fun`, a family's forward or predict step, jitted as the loop compiles its eval step (the XLA:CPU compiler
-  options on CPU, no rewrites; `train_lib.setup.compile_eval_step`)."""
-  from vision_jax.backends.cpu import rewrites as xla_cpu  # pylint: disable=g-import-not-at-top
-
-  return xla_cpu.jit_step(fun, xla_cpu.tuning_enabled())

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from vision_jax.bench import ours, timing
+from vision_jax.bench import timing
 
 IMAGE_MEAN, IMAGE_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 LEARNING_RATE = 1e-3
@@ -110,6 +110,7 @@ def _ours(steps: int, setting: Setting = SMALL, warmup: int = 2) -> dict[str, An
   import jax.numpy as jnp
   import optax
   from vision_jax import models
+  from vision_jax.backends.cpu import rewrites as xla_cpu
   from vision_jax.losses.rcnn_heads import fastrcnn_loss, roi_head_targets
   from vision_jax.losses.rpn import rpn_loss
   from vision_jax.models.detectors.rcnn import RCNN
@@ -152,7 +153,7 @@ def _ours(steps: int, setting: Setting = SMALL, warmup: int = 2) -> dict[str, An
                                         targets.sampled)
     return rpn_obj + rpn_box + classifier + box_reg, updates.get("batch_stats", batch_stats)
 
-  @ours.jit_train_step
+  @xla_cpu.jit_train_step
   def train_step(params, batch_stats, opt_state, key):
     (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch_stats, key)
     updates, opt_state = tx.update(grads, opt_state, params)
@@ -169,7 +170,7 @@ def _ours(steps: int, setting: Setting = SMALL, warmup: int = 2) -> dict[str, An
     state[0], state[1], state[2], loss = train_step(*state[:3], jax.random.key(state[3]))
     return loss
 
-  predict = ours.jit_eval_step(lambda v, x: detect(model, v, normalise(x), sizes, config))
+  predict = xla_cpu.jit_step(lambda v, x: detect(model, v, normalise(x), sizes, config))
   train = timing.time_steps(step, jax.block_until_ready, warmup, steps)
   evaluation = timing.time_steps(lambda: predict({"params": state[0], "batch_stats": state[1]}, images),
                                  jax.block_until_ready, warmup, steps)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from vision_jax.bench import ours, timing
+from vision_jax.bench import timing
 
 BATCH, SIZE, CLASSES, DEPTH, WIDTH = 16, 64, 11, 3, 16
 WHAT = f"unet_small_same d{DEPTH} w{WIDTH} bn b{BATCH} {SIZE}x{SIZE}x1 {CLASSES} classes"
@@ -29,6 +29,7 @@ def _batch() -> tuple[np.ndarray, np.ndarray]:
 def _ours(steps: int) -> dict[str, Any]:
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  from vision_jax.backends.cpu import rewrites as xla_cpu  # pylint: disable=import-outside-toplevel
   import optax  # pylint: disable=import-outside-toplevel
   from vision_jax import models  # pylint: disable=import-outside-toplevel
   from vision_jax.losses.segmentation import pixel_cross_entropy  # pylint: disable=import-outside-toplevel
@@ -39,7 +40,7 @@ def _ours(steps: int) -> dict[str, Any]:
   tx = optax.adam(1e-3)
   state = [variables["params"], variables["batch_stats"], tx.init(variables["params"])]
 
-  @ours.jit_train_step
+  @xla_cpu.jit_train_step
   def train_step(params, batch_stats, opt_state):
     def loss_fn(p):
       logits, updates = model.apply({"params": p, "batch_stats": batch_stats}, images, train=True,
@@ -49,7 +50,7 @@ def _ours(steps: int) -> dict[str, Any]:
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), batch_stats, opt_state, loss
 
-  predict = ours.jit_eval_step(lambda p, s: jnp.argmax(model.apply({"params": p, "batch_stats": s}, images), -1))
+  predict = xla_cpu.jit_step(lambda p, s: jnp.argmax(model.apply({"params": p, "batch_stats": s}, images), -1))
   return timing.jax_timings(train_step, state, lambda current: predict(current[0], current[1]), 3, steps)
 
 

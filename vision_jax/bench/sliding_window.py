@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from vision_jax.bench import ours, timing
+from vision_jax.bench import timing
 
 BATCH, SIZE, CLASSES, KEYPOINTS, FEATURES = 32, 64, 10, 4, 256
 WIDTHS, HIDDEN = (16, 32), 256
@@ -40,6 +40,7 @@ def _window_speedup(steps: int) -> tuple[float, float]:
   """(crop loop seconds, convolutional form seconds) per batch of scenes, medians."""
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  from vision_jax.backends.cpu import rewrites as xla_cpu  # pylint: disable=import-outside-toplevel
   from vision_jax.models.detectors import sliding_window as sw  # pylint: disable=import-outside-toplevel
 
   model = sw.WindowClassifier(CLASSES, widths=WIDTHS, hidden=128, context=CONTEXT)
@@ -50,12 +51,12 @@ def _window_speedup(steps: int) -> tuple[float, float]:
   scenes = np.random.default_rng(1).random((SCENES, SCENE_SIZE, SCENE_SIZE, 1), dtype=np.float32)
   scenes = jnp.asarray(np.pad(scenes, ((0, 0), (CONTEXT, CONTEXT), (CONTEXT, CONTEXT), (0, 0))))
 
-  @ours.jit_eval_step
+  @xla_cpu.jit_step
   def crop_loop(params, images):
     crops = sw.crops_at_stride(images, window=size)
     return model.apply({"params": params}, crops.reshape((-1,) + crops.shape[3:]))["logits"]
 
-  conv_form = ours.jit_eval_step(lambda p, images: conv_model.apply({"params": p}, images)["logits"])
+  conv_form = xla_cpu.jit_step(lambda p, images: conv_model.apply({"params": p}, images)["logits"])
   loop = timing.time_steps(lambda: crop_loop(params, scenes), jax.block_until_ready, 3, steps)
   conv = timing.time_steps(lambda: conv_form(conv_params, scenes), jax.block_until_ready, 3, steps)
   return loop["median_step_sec"], conv["median_step_sec"]
@@ -64,6 +65,7 @@ def _window_speedup(steps: int) -> tuple[float, float]:
 def _ours(steps: int) -> dict[str, Any]:
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  from vision_jax.backends.cpu import rewrites as xla_cpu  # pylint: disable=import-outside-toplevel
   import optax  # pylint: disable=import-outside-toplevel
   from vision_jax.losses import localization as losses  # pylint: disable=import-outside-toplevel
   from vision_jax.losses.classification import cross_entropy  # pylint: disable=import-outside-toplevel
@@ -77,7 +79,7 @@ def _ours(steps: int) -> dict[str, Any]:
   state = [params, tx.init(params)]
   visible = jnp.ones((BATCH, KEYPOINTS, 1))
 
-  @ours.jit_train_step
+  @xla_cpu.jit_train_step
   def train_step(params, opt_state):
     def loss_fn(p):
       out = model.apply({"params": p}, batch["image"], train=True)

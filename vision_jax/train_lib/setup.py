@@ -199,16 +199,14 @@ def make_sampler(input_config: ml_collections.ConfigDict) -> Any:
 def compile_train_step(s: Setup):
   """The loop's train step: the task's step with the optimizers bound, then `state.step + 1`; jitted with a
   replicated, donated state and a batch-sharded batch, with the XLA:CPU rewrites on CPU."""
-  tuned = xla_cpu.tuning_enabled(s.config.compile.xla_cpu_tuning)
-
   def step(state, batch):
-    with xla_cpu.train_step_rewrites(tuned):
-      state, metrics = s.task.train_step(state, batch, txs=s.txs)
+    state, metrics = s.task.train_step(state, batch, txs=s.txs)
     return state.replace(step=state.step + 1), metrics
 
   replicated = parallel.replicated(s.mesh)
-  return xla_cpu.jit_step(step, s.config.compile.xla_cpu_tuning, in_shardings=(replicated, parallel.batch_sharded(s.mesh)),
-                          out_shardings=(replicated, replicated), donate_argnums=0)
+  return xla_cpu.jit_train_step(step, s.config.compile.xla_cpu_tuning,
+                                in_shardings=(replicated, parallel.batch_sharded(s.mesh)),
+                                out_shardings=(replicated, replicated), donate_argnums=0)
 
 
 def train_batches(s: Setup, data_state: dict[str, Any] | None = None):

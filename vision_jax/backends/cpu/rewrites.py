@@ -219,9 +219,24 @@ def train_step_rewrites(enabled: bool = True) -> Iterator[None]:
     yield
 
 
-def jit_step(fun: Any, tuned: bool, **jit_kwargs: Any) -> Any:
+def jit_step(fun: Any, tuned: bool = True, **jit_kwargs: Any) -> Any:
   """`jax.jit(fun, **jit_kwargs)` with the CPU compiler options when `tuned` and applicable."""
   options = compiler_options(tuned)
   if options:
     jit_kwargs["compiler_options"] = options
   return jax.jit(fun, **jit_kwargs)
+
+
+def jit_train_step(fun: Any, tuned: bool = True, **jit_kwargs: Any) -> Any:
+  """`fun`, a train step, traced under `train_step_rewrites` and jitted by `jit_step` (both when `tuned` applies).
+
+  The loop's train step (`train_lib.setup.compile_train_step`) and the bench's steps compile through this.
+  """
+  enabled = tuning_enabled(tuned)
+
+  @functools.wraps(fun)
+  def traced(*args: Any, **kwargs: Any) -> Any:
+    with train_step_rewrites(enabled):
+      return fun(*args, **kwargs)
+
+  return jit_step(traced, tuned, **jit_kwargs)
