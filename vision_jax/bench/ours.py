@@ -107,4 +107,3 @@ def bench_pipeline(batch: int, steps: int) -> dict[str, Any]:
   for _ in range(steps):
     next(batches)
   return {"pipeline_images_per_sec": batch * steps / (time.perf_counter() - t), "dataset": spec.name}
-
