@@ -152,3 +152,37 @@ def test_jit_train_step_traces_under_the_rewrites(monkeypatch):
   forward = xla_cpu.jit_step(lambda v: model.apply(v, images, mutable=["batch_stats"])[0])
   np.testing.assert_allclose(forward(variables), model.apply(variables, images, mutable=["batch_stats"])[0],
                              rtol=1e-5, atol=1e-6)
+
+
+def _batch_norm_reference(x, scale, bias, epsilon):
+  """Batch norm as the paper writes it, for autodiff in float64: (output, mean, variance)."""
+  mean = x.mean(axis=(0, 1, 2))
+  var = ((x - mean) ** 2).mean(axis=(0, 1, 2))
+  return (x - mean) / jnp.sqrt(var + epsilon) * scale + bias, mean, var
+
+
+def test_batch_norm_gradient_matches_float64_autodiff():
+  # The hand-written backward pass of `channel_stats.batch_norm_train` against autodiff of the plain formula in
+  # float64, with cotangents on the output and on both returned statistics; a mean far from zero as in ResNets.
+  rng = np.random.default_rng(3)
+  x = (rng.normal(size=(3, 5, 4, 6)) * 2 + 5).astype(np.float32)
+  scale, bias = rng.normal(size=6).astype(np.float32), rng.normal(size=6).astype(np.float32)
+  weights = [rng.normal(size=shape).astype(np.float32) for shape in (x.shape, (6,), (6,))]
+
+  def loss(batch_norm, *args):
+    y, mean, var = batch_norm(*args)
+    return jnp.sum(jnp.sin(y) * weights[0]) + jnp.sum(mean * weights[1]) + jnp.sum(var * weights[2])
+
+  ours = jax.grad(lambda *a: loss(lambda *b: channel_stats.batch_norm_train(*b, 1e-3, jnp.float32), *a),
+                  argnums=(0, 1, 2))(x, scale, bias)
+  with jax.enable_x64(True):
+    reference = jax.grad(lambda *a: loss(lambda *b: _batch_norm_reference(*b, 1e-3), *a), argnums=(0, 1, 2))(
+        *(np.asarray(v, np.float64) for v in (x, scale, bias)))
+    reference = [np.asarray(r) for r in reference]
+  for got, want in zip(ours, reference):
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-5)
+  # Narrow activations keep their dtype through the gradient; statistics and parameters stay float32.
+  dx = jax.grad(lambda v: jnp.sum(channel_stats.batch_norm_train(v, scale, bias, 1e-3, jnp.bfloat16)[0]
+                                  .astype(jnp.float32)))(jnp.asarray(x, jnp.bfloat16))
+  assert dx.dtype == jnp.bfloat16

@@ -92,6 +92,10 @@ def batch_norm_train(x: jax.Array, scale: jax.Array, bias: jax.Array, epsilon: f
 
   Statistics are float32 and the variance is the two-pass E[(x - mean)^2] (Flax's fast E[x^2] - E[x]^2 relies
   on its more accurate tree reduction); the output is (x - mean) * scale / sqrt(var + epsilon) + bias in `dtype`.
+  The gradient is the closed form of the paper's backward pass (one pass for the two channel sums, one for the
+  input gradient). Autodiff of the forward pass gave XLA:CPU four passes over the activation, each of which
+  recomputed the normalisation and whatever consumed it (ReLU, the max-pool mask): 522 -> 448 ms for a
+  simple_cnn train step at batch 400 on 28x28 digits on a 2-core x86.
 
   Args:
     x: activations [..., C].
@@ -103,12 +107,44 @@ def batch_norm_train(x: jax.Array, scale: jax.Array, bias: jax.Array, epsilon: f
   Returns:
     (normalized x, batch mean [C], batch variance [C]), the statistics in float32.
   """
+  return _batch_norm(x, scale, bias, float(epsilon), jnp.dtype(dtype))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def _batch_norm(x: jax.Array, scale: jax.Array, bias: jax.Array, epsilon: float,
+                dtype: jnp.dtype) -> tuple[jax.Array, jax.Array, jax.Array]:
+  return _batch_norm_fwd(x, scale, bias, epsilon, dtype)[0]
+
+
+def _batch_norm_fwd(x, scale, bias, epsilon, dtype):
   count = x.size // x.shape[-1]
   x32 = x.astype(jnp.promote_types(x.dtype, jnp.float32))
   mean = channel_sum(x32) / count
-  centered = x32 - broadcast_channels(mean, x.shape)
+  centered = x32 - jnp.broadcast_to(mean, x.shape)
   # Two passes: E[x^2] - E[x]^2 loses all precision when |mean| >> std (ResNet activations reach that).
   var = channel_sum(centered * centered) / count
-  multiplier = scale.astype(jnp.float32) * jax.lax.rsqrt(var + epsilon)
-  y = centered * broadcast_channels(multiplier, x.shape) + broadcast_channels(bias.astype(jnp.float32), x.shape)
-  return y.astype(dtype), mean, var
+  inv_std = jax.lax.rsqrt(var + epsilon)
+  multiplier = scale.astype(jnp.float32) * inv_std
+  y = centered * jnp.broadcast_to(multiplier, x.shape) + jnp.broadcast_to(bias.astype(jnp.float32), x.shape)
+  return (y.astype(dtype), mean, var), (x, mean, inv_std, scale, bias)
+
+
+def _batch_norm_bwd(epsilon, dtype, residuals, cotangents):
+  """x_hat = (x - mean) / std, y = scale * x_hat + bias: dbias = sum(g), dscale = sum(g * x_hat),
+  dx = scale / std * (g - mean(g) - x_hat * mean(g * x_hat)), plus what flows into the returned statistics
+  (d mean / dx = 1 / count, d var / dx = 2 (x - mean) / count)."""
+  del epsilon, dtype
+  x, mean, inv_std, scale, bias = residuals
+  g_y, g_mean, g_var = cotangents
+  count = x.size // x.shape[-1]
+  per_channel = lambda v: jnp.broadcast_to(v, x.shape)
+  g = g_y.astype(jnp.float32)
+  x_hat = (x.astype(jnp.float32) - per_channel(mean)) * per_channel(inv_std)
+  sum_g, sum_g_x_hat = channel_sum(g), channel_sum(g * x_hat)
+  dx = per_channel(scale.astype(jnp.float32) * inv_std) * (
+      g - per_channel(sum_g / count) - x_hat * per_channel(sum_g_x_hat / count))
+  dx = dx + per_channel(g_mean / count) + x_hat * per_channel(2 * g_var / (count * inv_std))
+  return dx.astype(x.dtype), sum_g_x_hat.astype(scale.dtype), sum_g.astype(bias.dtype)
+
+
+_batch_norm.defvjp(_batch_norm_fwd, _batch_norm_bwd)
