@@ -1,6 +1,9 @@
 """The benchmark measures what it claims: peers mirror our architectures, and the harness runs end to end."""
 
+import json
 import os
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -62,3 +65,15 @@ def test_worker_prints_one_json_result(capsys):
   lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("BENCH_RESULT ")]
   assert len(lines) == 1 and '"train_images_per_sec"' in lines[0]
 
+
+
+def test_no_models_runs_the_other_sections(tmp_path):
+  # `--models=` times only the other sections (here the input pipelines); it used to end in a traceback
+  # (the pipeline's ratio to the fastest train step took max() of no steps).
+  out = tmp_path / "bench.json"
+  proc = subprocess.run([sys.executable, "-m", "vision_jax.bench", "--models=", "--families=", "--ops=false",
+                         f"--json={out}"], capture_output=True, text=True, check=False)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  results = json.loads(out.read_text())
+  assert results["train"] == [] and results["pipeline"]["pipeline_images_per_sec"] > 0
+  assert "train img/s" not in proc.stdout and "the fastest train step" not in proc.stdout

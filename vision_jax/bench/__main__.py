@@ -86,7 +86,7 @@ def _family_rows(names: list[str], steps: int) -> list[dict[str, Any]]:
   header = ("family", "what", "framework", "unit", "train /s", "eval /s", "compile s", "ours/peer", "note")
   widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
   print("\ntask families (python -m vision_jax.bench --families=...):")
-  for row in [header] + rows:
+  for row in [header] + rows if rows else []:  # `--models=` times only the pipeline, ops and family rows
     print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
   return results
 
@@ -115,11 +115,12 @@ def main(argv: list[str]) -> None:
   header = ("model", "shape", "framework", "train img/s", "eval img/s", "compile s", "1st step s", "peak MiB",
             "ours/peer", "error")
   widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
-  for row in [header] + rows:
+  for row in [header] + rows if rows else []:  # `--models=` times only the pipeline, ops and family rows
     print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
   if _PIPELINE.value:
     results["pipeline"] = _run_worker("pipeline", batch=256, steps=100)
-    fastest = max((r["runs"]["ours"].get("train_images_per_sec") or 0) for r in results["train"]) or None
+    fastest = max((r["runs"]["ours"].get("train_images_per_sec") or 0 for r in results["train"]),
+                  default=0) or None
     rate = results["pipeline"].get("pipeline_images_per_sec")
     print(f"\ninput pipeline (embedded digits, batch 256): {_fmt(rate)} images/s"
           + (f" = {rate / fastest:.1f}x the fastest train step above" if rate and fastest else ""))
