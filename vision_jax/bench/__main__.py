@@ -86,7 +86,7 @@ def _family_rows(names: list[str], steps: int) -> list[dict[str, Any]]:
   header = ("family", "what", "framework", "unit", "train /s", "eval /s", "compile s", "ours/peer", "note")
   widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
   print("\ntask families (python -m vision_jax.bench --families=...):")
-  for row in [header] + rows if rows else []:  # `--models=` times only the pipeline, ops and family rows
+  for row in [header] + rows:
     print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
   return results
 
