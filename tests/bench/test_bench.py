@@ -77,3 +77,14 @@ def test_no_models_runs_the_other_sections(tmp_path):
   results = json.loads(out.read_text())
   assert results["train"] == [] and results["pipeline"]["pipeline_images_per_sec"] > 0
   assert "train img/s" not in proc.stdout and "the fastest train step" not in proc.stdout
+
+
+@pytest.mark.parametrize("flag,named", [("--models=lenet5_relu,no_such_net", "no_such_net"),
+                                        ("--families=no_such_family", "no_such_family"),
+                                        ("--json=/no/such/dir/bench.json", "/no/such/dir")])
+def test_bad_flags_end_in_one_error_line_before_any_timing(flag, named):
+  proc = subprocess.run([sys.executable, "-m", "vision_jax.bench", "--models=", flag],
+                        capture_output=True, text=True, check=False)
+  lines = [l for l in proc.stderr.splitlines() if l.strip() and "WARNING" not in l]
+  assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0]
+  assert proc.stdout == ""

@@ -21,6 +21,7 @@ from typing import Any
 from absl import app, flags
 
 from vision_jax.bench import families, peer_keras, peer_torch
+from vision_jax.errors import UserError
 
 # name -> (batch, resolution, channels, timed steps)
 DEFAULT_SUITE = {"lenet5_relu": (256, 28, 1, 30), "simple_cnn": (128, 32, 3, 10),
@@ -91,8 +92,32 @@ def _family_rows(names: list[str], steps: int) -> list[dict[str, Any]]:
   return results
 
 
+def _check_flags() -> None:
+  """Raises UserError for flags that would otherwise fail one row at a time, or only after all the timing."""
+  from vision_jax import models  # pylint: disable=import-outside-toplevel  (flax; only the names are needed)
+  unknown = [m for m in _MODELS.value if m not in models.names()]
+  if unknown:
+    raise UserError(f"--models: unknown model {', '.join(unknown)}; use registered names "
+                    f"(`vision_jax.models.names()`), e.g. --models={','.join(DEFAULT_SUITE)}")
+  known_families = {**families.FAMILIES, **families.OPT_IN_FAMILIES}
+  unknown = [f for f in _FAMILIES.value or [] if f not in known_families]
+  if unknown:
+    raise UserError(f"--families: unknown family {', '.join(unknown)}; use some of {', '.join(sorted(known_families))}")
+  for flag in (_BATCH, _RESOLUTION, _STEPS):
+    if flag.value < 0:
+      raise UserError(f"--{flag.name}={flag.value}; use a positive number, or 0 for the per-model default")
+  json_dir = os.path.dirname(os.path.abspath(_JSON.value))
+  if not os.path.isdir(json_dir):
+    raise UserError(f"--json={_JSON.value}: the directory {json_dir} does not exist; create it or write elsewhere")
+
+
 def main(argv: list[str]) -> None:
   del argv
+  try:
+    _check_flags()
+  except UserError as e:
+    sys.stderr.write(f"error: {e}\n")
+    sys.exit(2)
   rows, results = [], {"train": [], "pipeline": None, "ops": None}
   for model in _MODELS.value:
     batch, resolution, channels, steps = DEFAULT_SUITE.get(model, (32, 32, 3, 5))
