@@ -88,3 +88,10 @@ def test_bad_flags_end_in_one_error_line_before_any_timing(flag, named):
   lines = [l for l in proc.stderr.splitlines() if l.strip() and "WARNING" not in l]
   assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0]
   assert proc.stdout == ""
+
+
+def test_ops_bench_rejects_zero_repeats():
+  # A median of no timings used to end in a StatisticsError traceback.
+  proc = subprocess.run([sys.executable, "-m", "vision_jax.bench.ops", "--repeats=0"],
+                        capture_output=True, text=True, check=False)
+  assert proc.returncode == 2 and "error: --repeats=0; use 1 or more" in proc.stderr and "Traceback" not in proc.stderr

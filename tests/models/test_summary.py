@@ -43,5 +43,5 @@ def test_command_line(capsys):
   assert summary_lib.main(["lenet5", "--input_shape=32,32,1"]) == 0
   out = capsys.readouterr().out
   assert "Total params: 61,706" in out and "conv1" in out
-  assert summary_lib.main(["resnet81"]) == 1
+  assert summary_lib.main(["resnet81"]) == 2
   assert "unknown model" in capsys.readouterr().err

@@ -239,6 +239,9 @@ def main():
   parser.add_argument('--coco-images', type=int, default=5000)
   parser.add_argument('--coco-dets', type=int, default=100)
   args = parser.parse_args()
+  for name in ('repeats', 'coco_images', 'coco_dets'):
+    if getattr(args, name) < 1:
+      parser.error(f"--{name.replace('_', '-')}={getattr(args, name)}; use 1 or more")
   if args.torchvision:
     bench_torchvision(args.repeats)
     return

@@ -172,7 +172,7 @@ def summary(model: nn.Module, input_shape: Sequence[int], depth: Optional[int] =
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-  """Command-line entry: prints the summary of a registered model."""
+  """Command-line entry: prints the summary of a registered model; 2 (with one `error:` line) for bad input."""
   from vision_jax import models  # local import: the registry imports every family
   from vision_jax.errors import UserError
 
@@ -188,10 +188,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     summary(models.get(args.model, **kwargs), shape, depth=args.depth)
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
-    return 1
+    return 2
   except ValueError as e:
     print(f"error: bad --input_shape {args.input_shape!r} for {args.model}: {e}", file=sys.stderr)
-    return 1
+    return 2
   return 0
 
 
