@@ -1,7 +1,7 @@
 """A strided transposed convolution whose weight gradient XLA:CPU computes quickly.
 
 `lax.conv_transpose` (and so `flax.linen.ConvTranspose`) is a convolution of the input dilated with s - 1 zeros
-between pixels. XLA:CPU's weight gradient of that convolution ran 15-40x slower than its forward pass on a 2-core
+between pixels. XLA:CPU's weight gradient of that convolution ran 16-30x slower than its forward pass on a 2-core
 x86: 31 ms for a DCGAN generator layer ([64, 7, 7, 64] -> [64, 14, 14, 32], 4x4, stride 2) whose forward takes
 1.9 ms, 71 ms for [16, 16, 16, 64] -> [16, 32, 32, 32]. A transposed convolution is the adjoint, in its input, of
 an ordinary strided convolution of the output with the flipped kernel (its "dual"), so both of its gradients are

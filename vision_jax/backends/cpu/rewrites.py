@@ -29,7 +29,7 @@ Found by profiling ResNet-18 (CIFAR stem), LeNet-5 and ResNet-50 train steps on 
    biases' gradients go through it too.
 
 8. **Transposed convolutions.** XLA's weight gradient of a strided `nn.ConvTranspose` (a convolution of the
-   zero-dilated input) ran 15-40x slower than its forward pass (31 ms against 1.9 ms for a DCGAN generator layer);
+   zero-dilated input) ran 16-30x slower than its forward pass (31 ms against 1.9 ms for a DCGAN generator layer);
    `conv_transpose_vjp` computes both gradients through the dual strided convolution (11-20x faster together).
 
 `train_step_rewrites()` applies 2-8 to the Flax layers of a traced train step. All are on by default on the
