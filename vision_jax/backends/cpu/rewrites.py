@@ -97,6 +97,13 @@ def materialize(x: jax.Array, witness: jax.Array) -> jax.Array:
 _CONV_TYPES = (nn.Conv, nn.ConvTranspose)
 
 
+def _pair(value: Any) -> tuple[int, ...]:
+  """A Flax layer's per-axis setting (None, an int or a sequence) as a tuple over two spatial axes (None -> 1)."""
+  if value is None:
+    return (1, 1)
+  return (value, value) if isinstance(value, int) else tuple(value)
+
+
 def _few_channel_form(x: jax.Array, w: jax.Array, strides: tuple[int, ...], padding: Any) -> jax.Array:
   del strides  # always (1, 1)
   return conv_vjp.few_channel_conv2d(x, w, padding)
@@ -118,11 +125,10 @@ def _conv_plan(module: nn.Conv, inputs: jax.Array) -> Optional[tuple[Any, tuple[
   in Keras's ResNet-50 (stride on the block's first 1x1) routing them made the step 15% slower although each
   gradient alone was faster.
   """
-  kernel_size = (module.kernel_size,) * 2 if isinstance(module.kernel_size, int) else tuple(module.kernel_size)
-  broadcast = lambda v: (1, 1) if v is None else ((v, v) if isinstance(v, int) else tuple(v))
-  strides = broadcast(module.strides)
+  kernel_size = _pair(module.kernel_size)
+  strides = _pair(module.strides)
   if (type(module) is not nn.Conv or inputs.ndim != 4 or len(kernel_size) != 2
-      or broadcast(module.input_dilation) != (1, 1) or broadcast(module.kernel_dilation) != (1, 1)
+      or _pair(module.input_dilation) != (1, 1) or _pair(module.kernel_dilation) != (1, 1)
       or module.feature_group_count != 1 or not module.shared_weights or module.mask is not None
       or module.conv_general_dilated is not None or module.conv_general_dilated_cls is not None):
     return None
@@ -165,11 +171,10 @@ def _rewritten_conv(module: nn.Conv, inputs: jax.Array, form: Any, strides: tupl
 def _conv_transpose_plan(module: nn.ConvTranspose, inputs: jax.Array) -> Optional[tuple[tuple[int, ...], Any]]:
   """(strides, explicit padding) for a strided 2-D `nn.ConvTranspose` that `conv_transpose_vjp` computes, else None
   (kernel dilation, transposed or masked kernels, circular padding, precision settings and stride 1 stay Flax's)."""
-  kernel_size = (module.kernel_size,) * 2 if isinstance(module.kernel_size, int) else tuple(module.kernel_size)
-  broadcast = lambda v: (1, 1) if v is None else ((v, v) if isinstance(v, int) else tuple(v))
-  strides = broadcast(module.strides)
+  kernel_size = _pair(module.kernel_size)
+  strides = _pair(module.strides)
   if (type(module) is not nn.ConvTranspose or inputs.ndim != 4 or len(kernel_size) != 2 or strides == (1, 1)
-      or broadcast(module.kernel_dilation) != (1, 1) or module.transpose_kernel or module.mask is not None
+      or _pair(module.kernel_dilation) != (1, 1) or module.transpose_kernel or module.mask is not None
       or module.precision is not None or getattr(module, "preferred_element_type", None) is not None):
     return None
   padding = linear.canonicalize_padding(module.padding, 2)
