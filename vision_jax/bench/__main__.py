@@ -94,7 +94,7 @@ def _family_rows(names: list[str], steps: int) -> list[dict[str, Any]]:
 
 def _check_flags() -> None:
   """Raises UserError for flags that would otherwise fail one row at a time, or only after all the timing."""
-  from vision_jax import models  # pylint: disable=import-outside-toplevel  (flax; only the names are needed)
+  from vision_jax import models  # pylint: disable=import-outside-toplevel  (the registry imports every family)
   unknown = [m for m in _MODELS.value if m not in models.names()]
   if unknown:
     raise UserError(f"--models: unknown model {', '.join(unknown)}; use registered names "
