@@ -24,13 +24,17 @@ _DIMS = ("NHWC", "HWIO", "NHWC")
 
 @functools.lru_cache(maxsize=None)
 def _lax_padding(x_shape: tuple[int, ...], w_shape: tuple[int, ...], strides: tuple[int, int],
-                 padding: Union[str, tuple[tuple[int, int], ...]]) -> tuple[tuple[int, int], ...]:
+                 padding: Union[str, tuple[tuple[int, int], ...]]) -> Optional[tuple[tuple[int, int], ...]]:
   """The explicit padding of the dilated input that `lax.conv_transpose` uses for `padding` (read from its
-  jaxpr, so that "SAME" and "VALID" follow whatever rule this jax version has)."""
+  jaxpr, so that "SAME" and "VALID" follow whatever rule this jax version has); None if that jaxpr is not the one
+  plain input-dilated convolution this module reproduces."""
   jaxpr = jax.make_jaxpr(lambda a, b: lax.conv_transpose(a, b, strides, padding, dimension_numbers=_DIMS))(
       jax.ShapeDtypeStruct(x_shape, jnp.float32), jax.ShapeDtypeStruct(w_shape, jnp.float32))
-  (conv,) = [e for e in jaxpr.eqns if e.primitive.name == "conv_general_dilated"]
-  return tuple((int(lo), int(hi)) for lo, hi in conv.params["padding"])
+  convs = [e for e in jaxpr.eqns if e.primitive.name == "conv_general_dilated"]
+  if (len(convs) != 1 or len(jaxpr.eqns) != 1 or tuple(convs[0].params["lhs_dilation"]) != strides
+      or tuple(convs[0].params["rhs_dilation"]) != (1, 1) or tuple(convs[0].params["window_strides"]) != (1, 1)):
+    return None
+  return tuple((int(lo), int(hi)) for lo, hi in convs[0].params["padding"])
 
 
 def dual_padding(kernel: Sequence[int], padding: Sequence[tuple[int, int]]) -> Optional[tuple[tuple[int, int], ...]]:
@@ -57,7 +61,7 @@ def conv_transpose_padding(x_shape: Sequence[int], w_shape: Sequence[int], strid
   """
   key = padding if isinstance(padding, str) else tuple((int(lo), int(hi)) for lo, hi in padding)
   explicit = _lax_padding(tuple(x_shape), tuple(w_shape), tuple(int(s) for s in strides), key)
-  return explicit if dual_padding(w_shape[:2], explicit) is not None else None
+  return explicit if explicit is not None and dual_padding(w_shape[:2], explicit) is not None else None
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
