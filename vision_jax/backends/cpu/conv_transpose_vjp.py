@@ -51,7 +51,7 @@ def dual_padding(kernel: Sequence[int], padding: Sequence[tuple[int, int]]) -> O
 def conv_transpose_padding(x_shape: Sequence[int], w_shape: Sequence[int], strides: Sequence[int],
                            padding: Union[str, Sequence[tuple[int, int]]]) -> Optional[tuple[tuple[int, int], ...]]:
   """Explicit padding for `conv_transpose2d` equivalent to `lax.conv_transpose(..., padding)`, or None when the
-  dual convolution would need negative padding (then use `lax.conv_transpose`).
+  dual convolution would need negative padding or this jax lowers `lax.conv_transpose` otherwise (then use it).
 
   Args:
     x_shape: input [N, H, W, C].

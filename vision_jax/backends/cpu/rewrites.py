@@ -114,6 +114,10 @@ def _full_window_form(x: jax.Array, w: jax.Array, strides: tuple[int, ...], padd
   return conv_vjp.full_window_conv2d(x, w, padding)
 
 
+def _transposed_form(x: jax.Array, w: jax.Array, strides: tuple[int, ...], padding: Any) -> jax.Array:
+  return conv_transpose_vjp.conv_transpose2d(x, w, strides, padding)
+
+
 def _conv_plan(module: nn.Conv, inputs: jax.Array) -> Optional[tuple[Any, tuple[int, ...], Any]]:
   """(form, strides, explicit padding) for a plain 2-D `nn.Conv` that a `conv_vjp` form speeds up, else None.
 
@@ -154,7 +158,7 @@ def _conv_plan(module: nn.Conv, inputs: jax.Array) -> Optional[tuple[Any, tuple[
 
 def _rewritten_conv(module: nn.Conv, inputs: jax.Array, form: Any, strides: tuple[int, ...],
                     padding: Any) -> jax.Array:
-  """What `nn.Conv.__call__` computes, through one of the `conv_vjp` forms."""
+  """What `nn.Conv.__call__` (or `nn.ConvTranspose.__call__`) computes, through one of the forms above."""
   kernel = module.get_variable("params", "kernel")
   bias = module.get_variable("params", "bias") if module.use_bias else None
   inputs, kernel, bias = module.promote_dtype(inputs, kernel, bias, dtype=module.dtype)
@@ -168,9 +172,10 @@ def _rewritten_conv(module: nn.Conv, inputs: jax.Array, form: Any, strides: tupl
   return y if bias is None else y + channel_stats.broadcast_channels(bias, y.shape)
 
 
-def _conv_transpose_plan(module: nn.ConvTranspose, inputs: jax.Array) -> Optional[tuple[tuple[int, ...], Any]]:
-  """(strides, explicit padding) for a strided 2-D `nn.ConvTranspose` that `conv_transpose_vjp` computes, else None
-  (kernel dilation, transposed or masked kernels, circular padding, precision settings and stride 1 stay Flax's)."""
+def _conv_transpose_plan(module: nn.ConvTranspose, inputs: jax.Array) -> Optional[tuple[Any, tuple[int, ...], Any]]:
+  """(form, strides, explicit padding) for a strided 2-D `nn.ConvTranspose` that `conv_transpose_vjp` computes,
+  else None (kernel dilation, transposed or masked kernels, circular padding, precision settings and stride 1 stay
+  Flax's)."""
   kernel_size = _pair(module.kernel_size)
   strides = _pair(module.strides)
   if (type(module) is not nn.ConvTranspose or inputs.ndim != 4 or len(kernel_size) != 2 or strides == (1, 1)
@@ -182,17 +187,7 @@ def _conv_transpose_plan(module: nn.ConvTranspose, inputs: jax.Array) -> Optiona
     return None
   padding = conv_transpose_vjp.conv_transpose_padding(inputs.shape, (*kernel_size, inputs.shape[-1],
                                                                      module.features), strides, padding)
-  return None if padding is None else (strides, padding)
-
-
-def _rewritten_conv_transpose(module: nn.ConvTranspose, inputs: jax.Array, strides: tuple[int, ...],
-                              padding: Any) -> jax.Array:
-  """What `nn.ConvTranspose.__call__` computes, through `conv_transpose_vjp.conv_transpose2d`."""
-  kernel = module.get_variable("params", "kernel")
-  bias = module.get_variable("params", "bias") if module.use_bias else None
-  inputs, kernel, bias = module.promote_dtype(inputs, kernel, bias, dtype=module.dtype)
-  y = conv_transpose_vjp.conv_transpose2d(inputs, kernel, strides, padding)
-  return y if bias is None else y + channel_stats.broadcast_channels(bias, y.shape)
+  return None if padding is None else (_transposed_form, strides, padding)
 
 
 def _conv_interceptor(next_fun, args, kwargs, context):
@@ -200,11 +195,8 @@ def _conv_interceptor(next_fun, args, kwargs, context):
   if (context.method_name != "__call__" or not isinstance(module, _CONV_TYPES) or not args
       or not module.has_variable("params", "kernel")):  # at init the kernel does not exist yet
     return next_fun(*args, **kwargs)
-  if isinstance(module, nn.ConvTranspose):
-    plan = _conv_transpose_plan(module, args[0]) if not kwargs and len(args) == 1 else None
-    inputs = materialize(args[0], module.get_variable("params", "kernel"))
-    return next_fun(inputs, *args[1:], **kwargs) if plan is None else _rewritten_conv_transpose(module, inputs, *plan)
-  plan = _conv_plan(module, args[0]) if not kwargs and len(args) == 1 else None
+  planner = _conv_transpose_plan if isinstance(module, nn.ConvTranspose) else _conv_plan
+  plan = planner(module, args[0]) if not kwargs and len(args) == 1 else None
   if plan is not None and plan[0] is _few_channel_form:
     # No barrier on a 1-channel input (an image): its conditional's gradient would keep the unused image
     # gradient alive, and the input is a plain buffer already.
