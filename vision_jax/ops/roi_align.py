@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vision_jax.backends.cpu import fusion_barrier
 from vision_jax.errors import UserError
 from vision_jax.ops import checks
 from vision_jax.ops import dispatch
@@ -191,6 +192,11 @@ def deterministic_segment_sum(values: jax.Array, segment_ids: jax.Array, num_seg
 def gather_combine(flat_features: jax.Array, idx: jax.Array, wts: jax.Array, sorted_grads: bool):
   """`sum_n wts[k, i, j, n] * flat_features[idx[k, i, j, n]]` -> `[K, h, w, C]`."""
   del sorted_grads
+  if jax.default_backend() == "cpu":
+    # Without a buffer for each, XLA:CPU recomputed every index and weight (and the level concatenation) once
+    # per channel inside the gather's loop: 4x slower inference (backends/cpu/fusion_barrier.py). The indices
+    # are clipped to [0, rows), so the predicate always holds.
+    flat_features, idx, wts = fusion_barrier.materialize((flat_features, idx, wts), jnp.min(idx, initial=0) >= 0)
   return jnp.sum(wts[..., None] * flat_features[idx], axis=3)
 
 

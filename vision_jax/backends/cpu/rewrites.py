@@ -49,7 +49,7 @@ from flax.linen import linear
 import jax
 import jax.numpy as jnp
 
-from vision_jax.backends.cpu import channel_stats, conv_transpose_vjp, conv_vjp
+from vision_jax.backends.cpu import channel_stats, conv_transpose_vjp, conv_vjp, fusion_barrier
 
 # DebugOptions field -> value. An empty list of fusion types disables YNNPACK fusions (convolutions, dots).
 _CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
@@ -91,7 +91,7 @@ def materialize(x: jax.Array, witness: jax.Array) -> jax.Array:
     `x` unchanged, or all-NaN if the witness's first element is NaN (then the model has diverged anyway).
   """
   first = jnp.ravel(witness)[0]
-  return jax.lax.cond(first == first, lambda a: a, lambda a: jnp.full_like(a, jnp.nan), x)
+  return fusion_barrier.materialize(x, first == first)
 
 
 _CONV_TYPES = (nn.Conv, nn.ConvTranspose)
