@@ -204,14 +204,32 @@ def _gather_combine_fwd(flat_features, idx, wts, sorted_grads):
   return gather_combine(flat_features, idx, wts, sorted_grads), (idx, wts, flat_features.shape[0])
 
 
+def _scatter_tap_by_tap(idx: jax.Array, wts: jax.Array, g: jax.Array, rows: int) -> jax.Array:
+  """`[rows, C]` sums of every tap's `wts * g`, one tap position at a time (a scan over the last axis of `idx`).
+
+  The one-shot form wrote all K x h x w x taps contributions (205 MB for 1,024 RoIs of 7 x 7 x 16 taps x 64
+  channels) before scatter-adding them: 66 ms on a 2-core x86 against 20 ms this way, where each tap's
+  contributions stay small and the gradient table stays in cache.
+  """
+  def add_tap(grad, tap):
+    tap_idx, tap_wts = tap
+    return grad.at[tap_idx.reshape(-1)].add((tap_wts[..., None] * g).reshape(-1, g.shape[-1])), None
+
+  grad, _ = jax.lax.scan(add_tap, jnp.zeros((rows, g.shape[-1]), g.dtype),
+                         (jnp.moveaxis(idx, -1, 0), jnp.moveaxis(wts, -1, 0)))
+  return grad
+
+
 def _gather_combine_bwd(sorted_grads, res, g):
   idx, wts, rows = res
-  contrib = (wts[..., None] * g[..., None, :]).reshape(-1, g.shape[-1])
-  flat_idx = idx.reshape(-1)
   if sorted_grads:
-    grad = deterministic_segment_sum(contrib, flat_idx, rows)
+    contrib = (wts[..., None] * g[..., None, :]).reshape(-1, g.shape[-1])
+    grad = deterministic_segment_sum(contrib, idx.reshape(-1), rows)
+  elif jax.default_backend() == "cpu":
+    grad = _scatter_tap_by_tap(idx, wts, g, rows)
   else:
-    grad = jnp.zeros((rows, g.shape[-1]), g.dtype).at[flat_idx].add(contrib)
+    contrib = (wts[..., None] * g[..., None, :]).reshape(-1, g.shape[-1])
+    grad = jnp.zeros((rows, g.shape[-1]), g.dtype).at[idx.reshape(-1)].add(contrib)
   return grad, np.zeros(idx.shape, jax.dtypes.float0), jnp.zeros_like(wts)
 
 
