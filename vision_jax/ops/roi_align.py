@@ -222,15 +222,16 @@ def _scatter_tap_by_tap(idx: jax.Array, wts: jax.Array, g: jax.Array, rows: int)
 
 def _gather_combine_bwd(sorted_grads, res, g):
   idx, wts, rows = res
+  no_grads = (np.zeros(idx.shape, jax.dtypes.float0), jnp.zeros_like(wts))
+  if not sorted_grads and jax.default_backend() == "cpu":
+    return (_scatter_tap_by_tap(idx, wts, g, rows), *no_grads)
+  contrib = (wts[..., None] * g[..., None, :]).reshape(-1, g.shape[-1])
+  flat_idx = idx.reshape(-1)
   if sorted_grads:
-    contrib = (wts[..., None] * g[..., None, :]).reshape(-1, g.shape[-1])
-    grad = deterministic_segment_sum(contrib, idx.reshape(-1), rows)
-  elif jax.default_backend() == "cpu":
-    grad = _scatter_tap_by_tap(idx, wts, g, rows)
+    grad = deterministic_segment_sum(contrib, flat_idx, rows)
   else:
-    contrib = (wts[..., None] * g[..., None, :]).reshape(-1, g.shape[-1])
-    grad = jnp.zeros((rows, g.shape[-1]), g.dtype).at[idx.reshape(-1)].add(contrib)
-  return grad, np.zeros(idx.shape, jax.dtypes.float0), jnp.zeros_like(wts)
+    grad = jnp.zeros((rows, g.shape[-1]), g.dtype).at[flat_idx].add(contrib)
+  return (grad, *no_grads)
 
 
 gather_combine.defvjp(_gather_combine_fwd, _gather_combine_bwd)
