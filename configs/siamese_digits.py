@@ -46,9 +46,9 @@ augmentation, no rotated classes, evaluation on the flattened conv maps (feature
 points of held-out 5-way 1-shot accuracy above the embedding itself in the diagnostics.
 Best held-out 5-way 1-shot so far (seed 0, 1,000 episodes; targets 95% / 75% missed): digits 93.1% (session 48) with
 `loss=supcon,steps=800,eval_metric=cosine,glyphs=20,features=backbone,shape=moments,spread=0.22,holes=0.15,`
-`hole_descriptor=graded` (369 s on 2 cores; 92.2% at the default spread 0.16, session 42; 91.4% with the binary hole
-prior at holes=0.1, 88.4% without the hole prior, 84.6% without shape normalisation either); Fashion-MNIST 73.2%
-(session 34) with
+`hole_descriptor=graded` (369 s on 2 cores; with steps=500,lr=0.003 92.95% in 204 s, session 61; 92.2% at the
+default spread 0.16, session 42; 91.4% with the binary hole prior at holes=0.1, 88.4% without the hole prior, 84.6%
+without shape normalisation either); Fashion-MNIST 73.2% (session 34) with
 `loss=semi_hard,dataset=fashion,steps=400,eval_metric=cosine,match=local,radius=0,views=32,power=0.5` (125 s; 72.8%
 without the power transform; batch_all 72.3%; 69.7% / 69.3% for batch_all / semi_hard without the support views;
 glyphs, filled-silhouette classes, shape normalisation and the hole prior do not help garments; trained on all ten
