@@ -146,8 +146,11 @@ class Checkpointer:
   def save(self, step: int, state: Any, meta: dict[str, Any]) -> None:
     """Saves a periodic checkpoint (no-op if this step is already saved)."""
     if step not in self.latest.all_steps():
-      check_own_entries(str(self.latest.directory))  # the save may delete the oldest step
       with os_errors_name(str(self.latest.directory)):  # also reports the previous background save's failure
+        # The previous save's background clean-up may still be deleting the oldest step, whose emptied directory
+        # the check would take for a stranger's; orbax waits for it before a save anyway.
+        self.latest.wait_until_finished()
+        check_own_entries(str(self.latest.directory))  # the save may delete the oldest step
         self.latest.save(step, args=self._args(state, meta), force=True)
 
   def save_best(self, step: int, state: Any, meta: dict[str, Any], metrics: dict[str, float]) -> None:
@@ -157,8 +160,9 @@ class Checkpointer:
     if self.best_metric not in metrics:
       raise ConfigError(f"checkpoint.best_metric={self.best_metric!r} is not among this task's evaluation metrics "
                         f"({', '.join(sorted(k for k in metrics if np.ndim(metrics[k]) == 0))}); pick one or use auto")
-    check_own_entries(str(self.best.directory))
     with os_errors_name(str(self.best.directory)):
+      self.best.wait_until_finished()  # as in `save`: the previous save's clean-up may still be deleting a step
+      check_own_entries(str(self.best.directory))
       self.best.save(step, args=self._args(state, meta), metrics={self.best_metric: float(metrics[self.best_metric])},
                      force=True)
 
