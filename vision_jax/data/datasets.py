@@ -22,7 +22,7 @@ from vision_jax.data.features import DatasetSpec, make_spec
 from vision_jax.errors import ConfigError, DataError
 
 EMBEDDED = "mnist_embedded"
-FORMAT_KINDS = ("folder", "coco", "voc", "yolo", "mask_pairs")  # "KIND:PATH" names, read by `formats.load`
+FORMAT_KINDS = ("folder", "coco", "voc", "yolo", "mask_pairs", "idx")  # "KIND:PATH" names, read by `formats.load`
 # TFDS log lines (absl logger) that mean nothing to a user: a dataset's version folder exists but is not
 # prepared yet (logged while preparing or probing a fresh data dir), and PIL rather than OpenCV decodes images.
 _TFDS_NOISE = ("Variant folder ", "OpenCV is not installed")
