@@ -72,6 +72,7 @@ def test_classes_txt_names_the_classes_and_the_dotted_variant_is_found(tmp_path)
     ("not_idx", "is not an IDX file .*first bytes 89504e47"),
     ("truncated", r"header says shape \(5, 28, 28\) .* truncated"),
     ("count", "holds 5 images but .* 4 labels"),
+    ("bad_gzip", "cannot read IDX file .*train-images-idx3-ubyte.gz: .*re-download"),
 ])
 def test_bad_files_are_one_line_errors(tmp_path, case, match):
   root = tmp_path / "data"
@@ -79,6 +80,8 @@ def test_bad_files_are_one_line_errors(tmp_path, case, match):
   images, labels = np.zeros((5, 28, 28)), np.arange(5)
   if case == "not_idx":
     _write(root / "train-images-idx3-ubyte", b"\x89PNG\r\n\x1a\n" + bytes(40), gz=False)
+  elif case == "bad_gzip":  # a gzip header over a damaged body
+    (root / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(_images_bytes(images))[:12] + bytes(50))
   elif case == "truncated":
     _write(root / "train-images-idx3-ubyte.gz", _images_bytes(images)[:-10], gz=True)
   else:

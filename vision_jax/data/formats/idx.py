@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import gzip
 import os
+import zlib
 
 import numpy as np
 
@@ -47,7 +48,7 @@ def read_idx(path: str) -> np.ndarray:
       data = f.read()
     if data[:2] == _GZIP_MAGIC:
       data = gzip.decompress(data)
-  except (OSError, EOFError) as e:
+  except (OSError, EOFError, zlib.error) as e:
     raise DataError(f"cannot read IDX file {path}: {e}; check the file (re-download it if it is truncated)") from None
   if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in DTYPES:
     raise DataError(f"{path} is not an IDX file (its first bytes {data[:4].hex()} are not 00 00 <type> <dims>); "
