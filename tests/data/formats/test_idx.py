@@ -100,3 +100,28 @@ def test_debians_fashion_mnist_test_set_is_the_vendored_file():
   np.testing.assert_array_equal(test.arrays["image"][..., 0], images)
   np.testing.assert_array_equal(test.arrays["label"], labels)
   assert datasets.load("idx:/usr/share/datasets/fashion-mnist", "train")[1].num_examples == 60000
+
+
+def test_the_fashion_recipe_reads_idx_files_with_its_classes_held_out(tmp_path):
+  """`--config.dataset.name=idx:DIR` on the Fashion-MNIST recipe (README): training sees classes 0-4 of the IDX
+  train files only, evaluation classes 5-9 of the t10k files, relabelled 0-4, with the vendored images."""
+  from tests.tasks import in_process  # pylint: disable=import-outside-toplevel
+  from vision_jax.train_lib import setup  # pylint: disable=import-outside-toplevel
+  images, labels, _ = fashion_mnist.load_arrays()
+  root = tmp_path / "fashion"
+  os.makedirs(root)
+  _write(root / "train-images-idx3-ubyte.gz", _images_bytes(images[:600]), gz=True)
+  _write(root / "train-labels-idx1-ubyte.gz", _labels_bytes(labels[:600]), gz=True)
+  _write(root / "t10k-images-idx3-ubyte.gz", _images_bytes(images[600:900]), gz=True)
+  _write(root / "t10k-labels-idx1-ubyte.gz", _labels_bytes(labels[600:900]), gz=True)
+  config = in_process.load_config("configs/siamese_digits.py:loss=semi_hard,dataset=fashion,smoke",
+                                  str(tmp_path / "tfds"), dataset__name=f"idx:{root}")
+  s = setup.setup(config, str(tmp_path / "run"))
+  held_out = np.flatnonzero(labels[600:900] >= 5)
+  assert s.train_spec.num_examples == np.sum(labels[:600] < 5) and s.eval_spec.num_examples == len(held_out)
+  assert s.train_spec.num_classes == s.eval_spec.num_classes == 5
+  evaluated = [s.eval_source[i] for i in range(len(s.eval_source))]
+  np.testing.assert_array_equal([e["label"] for e in evaluated], labels[600:900][held_out] - 5)
+  np.testing.assert_array_equal(evaluated[3]["image"][..., 0], images[600 + held_out[3]])
+  trained = {int(s.train_source[i]["label"]) for i in range(len(s.train_source))}
+  assert trained == {0, 1, 2, 3, 4}
