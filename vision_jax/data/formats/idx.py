@@ -41,7 +41,7 @@ def read_idx(path: str) -> np.ndarray:
     The array with the stored shape, in native byte order (uint8 data stays uint8).
 
   Raises:
-    DataError: a file that cannot be read, is not IDX, or holds fewer bytes than its header says.
+    DataError: a file that cannot be read, is not IDX, or does not hold the bytes its header says.
   """
   try:
     with open(path, "rb") as f:
@@ -101,7 +101,9 @@ def _split_arrays(images_path: str, labels_path: str, modified: tuple[float, flo
                     "label file of the same split")
   if len(labels) and labels.min() < 0:
     raise DataError(f"{labels_path} holds the negative label {labels.min()}; class labels are 0, 1, ...")
-  return (images[..., None] if images.ndim == 3 else images), labels.astype(np.int32)
+  images, labels = (images[..., None] if images.ndim == 3 else images), labels.astype(np.int32)
+  images.flags.writeable = labels.flags.writeable = False  # shared by every load of the split: never edited
+  return images, labels
 
 
 def class_names(root: str, labels: np.ndarray) -> tuple[str, ...]:
